@@ -1,0 +1,86 @@
+//! The `--output table` rendering of a metric judgement, for a person at a terminal.
+
+use crate::judge::MetricJudgement;
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, Table};
+
+fn opt(v: Option<f64>) -> String {
+    v.map_or_else(|| "—".to_string(), crate::judge::classify::num)
+}
+
+/// Renders the judgement as a verdict line, the reasons, and a table of the numbers.
+pub fn render(j: &MetricJudgement) -> String {
+    let mut out = format!(
+        "classification: {}{}\n",
+        j.classification.as_str().to_uppercase(),
+        if j.critical { " (critical)" } else { "" }
+    );
+    for r in &j.reasons {
+        out.push_str(&format!("  • {r}\n"));
+    }
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(vec!["", "value"]);
+    if let Some(s) = &j.samples {
+        for (name, v) in [("canary", &s.canary), ("baseline", &s.baseline)] {
+            t.add_row(vec![
+                Cell::new(format!("{name} n / mean / median / p90")),
+                Cell::new(format!(
+                    "{} / {} / {} / {}",
+                    v.n,
+                    opt(v.mean),
+                    opt(v.median),
+                    opt(v.p90)
+                )),
+            ]);
+        }
+    }
+    if let Some(mw) = &j.mann_whitney {
+        t.add_row(vec![
+            "Mann-Whitney U".into(),
+            crate::judge::classify::num(mw.u),
+        ]);
+        t.add_row(vec!["p-value".into(), opt(mw.p_value)]);
+        t.add_row(vec![
+            "shift estimate (Hodges-Lehmann)".into(),
+            crate::judge::classify::num(mw.estimate),
+        ]);
+        t.add_row(vec![
+            "confidence interval".into(),
+            format!("[{}, {}]", opt(mw.ci_lower), opt(mw.ci_upper)),
+        ]);
+    }
+    if let Some(e) = &j.effect_size {
+        t.add_row(vec!["mean ratio".into(), opt(e.mean_ratio)]);
+        t.add_row(vec!["CLES".into(), crate::judge::classify::num(e.cles)]);
+    }
+    if let Some(tail) = &j.tail {
+        t.add_row(vec![
+            "KS D (p)".into(),
+            format!(
+                "{} ({})",
+                crate::judge::classify::num(tail.ks_statistic),
+                crate::judge::classify::num(tail.ks_p_value)
+            ),
+        ]);
+        t.add_row(vec![
+            format!(
+                "p{} ratio",
+                crate::judge::classify::num(tail.quantile * 100.0)
+            ),
+            opt(tail.upper_ratio),
+        ]);
+    }
+    if let Some(c) = &j.counts {
+        t.add_row(vec![
+            "exact count p-value".into(),
+            crate::judge::classify::num(c.p_value),
+        ]);
+        t.add_row(vec![
+            "anytime-valid p-value".into(),
+            crate::judge::classify::num(c.sequential_p_value),
+        ]);
+        t.add_row(vec!["rate ratio".into(), opt(c.rate_ratio)]);
+    }
+    out.push_str(&t.to_string());
+    out
+}

@@ -1,0 +1,70 @@
+//! The command line: one file per subcommand. Exit codes follow the contract in
+//! ARCHITECTURE.md; usage and input errors are 64 (EX_USAGE).
+
+pub mod judge;
+mod judge_table;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Exit code for usage, configuration and input errors.
+pub const EXIT_USAGE: u8 = 64;
+
+/// canary-engine: is the new version worse than the old one? Statistical canary analysis
+/// for Kubernetes, Istio, Prometheus and Argo Rollouts.
+#[derive(Debug, Parser)]
+#[command(name = "canary", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Judge one metric, canary vs baseline, from JSON numbers: rank-sum test with a
+    /// Hodges-Lehmann interval, effect sizes, tail check, count tests.
+    Judge(judge::JudgeArgs),
+}
+
+/// An error a command reports: a one-line message and the exit code.
+#[derive(Debug)]
+pub struct CliError {
+    /// The line printed after `error: `.
+    pub message: String,
+    /// The process exit code.
+    pub code: u8,
+}
+
+impl CliError {
+    /// A usage or input error (exit 64).
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            code: EXIT_USAGE,
+        }
+    }
+}
+
+/// Parses `std::env::args`, runs the command, and returns the exit code.
+pub fn run() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result = match cli.command {
+        Command::Judge(args) => judge::run(&args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            ExitCode::from(e.code)
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! Shared helpers for black-box tests.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::PathBuf;
+
+/// Path of a file under the project root.
+pub fn project_path(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// Reads and parses a JSON fixture.
+pub fn fixture(rel: &str) -> Value {
+    let path = project_path(rel);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A JSON array of numbers (null → NaN).
+pub fn floats(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_f64().unwrap_or(f64::NAN))
+        .collect()
+}
+
+/// `|a − b| ≤ tol · max(|b|, tiny)`.
+pub fn rel_close(a: f64, b: f64, tol: f64) -> bool {
+    if a == b {
+        return true;
+    }
+    (a - b).abs() <= tol * b.abs().max(f64::MIN_POSITIVE)
+}
