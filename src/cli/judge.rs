@@ -13,7 +13,7 @@ use crate::stats::counts::Counts;
 use crate::stats::sequential::Interval;
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -139,8 +139,23 @@ fn counts(v: Value, name: &str) -> Result<Vec<Counts>, CliError> {
 
 /// Parses the input document into data and configuration, naming the field at fault.
 pub fn parse_input(text: &str) -> Result<(MetricData, MetricConfig), CliError> {
-    let doc: Value = serde_json::from_str(text)
-        .map_err(|e| CliError::usage(format!("input is not valid JSON: {e}")))?;
+    // Parse through serde_path_to_error too, so a number out of range (±Inf) is reported
+    // with the field it sits in, not only a line and column.
+    let doc: Value = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(
+        text,
+    ))
+    .map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let msg = inner.to_string();
+        if msg.contains("out of range") {
+            field_error(path, format!("{msg} (infinite values are not allowed)"))
+        } else if path == "." {
+            CliError::usage(format!("input is not valid JSON: {msg}"))
+        } else {
+            CliError::usage(format!("input is not valid JSON: {msg} (inside {path})"))
+        }
+    })?;
     let Value::Object(mut obj) = doc else {
         return Err(CliError::usage("input: expected a JSON object"));
     };
@@ -231,31 +246,11 @@ pub fn run(args: &JudgeArgs) -> Result<u8, CliError> {
 }
 
 /// The JSON document `canary judge` prints (contract: classification, reasons, mann_whitney,
-/// effect_size, counts).
+/// effect_size, counts — in that order, then the extra detail).
 pub fn to_json(j: &MetricJudgement, cfg: &MetricConfig) -> String {
     let mut v = serde_json::to_value(j).unwrap_or(Value::Null);
     if let Some(Value::Object(mw)) = v.get_mut("mann_whitney") {
         mw.insert("confidence".into(), Value::from(cfg.confidence));
-    }
-    if let Value::Object(obj) = &mut v {
-        // Stable key order for people reading it; contract fields first.
-        let mut out = Map::new();
-        for k in [
-            "classification",
-            "critical",
-            "reasons",
-            "mann_whitney",
-            "effect_size",
-            "tail",
-            "counts",
-            "samples",
-        ] {
-            if let Some(x) = obj.remove(k) {
-                out.insert(k.into(), x);
-            }
-        }
-        out.extend(std::mem::take(obj));
-        v = Value::Object(out);
     }
     serde_json::to_string_pretty(&v).unwrap_or_default()
 }

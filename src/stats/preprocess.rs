@@ -16,10 +16,11 @@ pub enum NanStrategy {
 }
 
 /// Outlier handling before comparison.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(tag = "strategy", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Outliers {
     /// Keep every value (the default).
+    #[default]
     Keep,
     /// Remove values outside Kayenta's IQR fences `[min(p1, Q1 − f·IQR), max(p99, Q3 + f·IQR)]`.
     Remove {
@@ -27,12 +28,6 @@ pub enum Outliers {
         #[serde(default = "default_factor")]
         factor: f64,
     },
-}
-
-impl Default for Outliers {
-    fn default() -> Self {
-        Outliers::Keep
-    }
 }
 
 fn default_factor() -> f64 {
