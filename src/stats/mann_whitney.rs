@@ -7,7 +7,7 @@
 //! converges to (STATISTICS.md §1).
 
 use super::normal;
-use super::pairwise::Differences;
+use super::pairwise::{Differences, Selector};
 use super::sample::tie_sum_sorted;
 use serde::Serialize;
 
@@ -88,7 +88,13 @@ fn r_wdiff(x: &[f64], y: &[f64], d: f64, zq: f64) -> Option<f64> {
 }
 
 /// One end of the interval: where the estimating function crosses `zq` (R's `root()`).
-fn interval_end(x: &[f64], y: &[f64], diffs: &Differences<'_>, zq: f64) -> Option<f64> {
+fn interval_end(
+    x: &[f64],
+    y: &[f64],
+    sel: &mut Selector<'_>,
+    diffs: &Differences<'_>,
+    zq: f64,
+) -> Option<f64> {
     let (mumin, mumax) = (diffs.min(), diffs.max());
     // R evaluates both ends before deciding, so either may refuse.
     let f_lower = r_wdiff(x, y, mumin, zq)?;
@@ -117,7 +123,7 @@ fn interval_end(x: &[f64], y: &[f64], diffs: &Differences<'_>, zq: f64) -> Optio
             lo = mid + 1;
         }
     }
-    Some(diffs.kth(lo))
+    Some(sel.kth_pair(lo, lo).0)
 }
 
 /// Compares canary `x` with baseline `y` (both **sorted ascending**, NaN-free, non-empty) at
@@ -136,11 +142,16 @@ pub fn mann_whitney(x: &[f64], y: &[f64], confidence: f64) -> MannWhitney {
     let alpha = 1.0 - confidence;
     let z_hi = -normal::quantile(alpha / 2.0); // R: qnorm(alpha/2, lower.tail = FALSE)
     let z_lo = normal::quantile(alpha / 2.0);
-    let ci = interval_end(x, y, &diffs, z_hi).zip(interval_end(x, y, &diffs, z_lo));
+    // The median first: its search brackets the interval ends tightly.
+    let mut sel = Selector::new(diffs);
+    let estimate = sel.median();
+    let lower = interval_end(x, y, &mut sel, &diffs, z_hi);
+    let upper = interval_end(x, y, &mut sel, &diffs, z_lo);
+    let ci = lower.zip(upper);
     MannWhitney {
         u,
         p_value,
-        estimate: diffs.median(),
+        estimate,
         ci_lower: ci.map(|c| c.0),
         ci_upper: ci.map(|c| c.1),
         n_canary: n,

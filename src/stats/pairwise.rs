@@ -85,54 +85,17 @@ impl<'a> Differences<'a> {
 
     /// The k-th smallest difference, `k` in `1..=n·m`.
     pub fn kth(&self, k: u64) -> f64 {
-        assert!(
-            k >= 1 && k <= self.len(),
-            "k = {k} outside 1..={}",
-            self.len()
-        );
-        let first = self.probe(self.min());
-        if first.count_le >= k {
-            return self.min();
-        }
-        // Invariant: count_le(lo) < k ≤ count_le(hi); the answer lies in [lo_next, hi], where
-        // lo_next is the smallest difference above lo and hi is itself a difference.
-        let (mut lo, mut c_lo, mut lo_next) = (self.min(), first.count_le, first.min_gt);
-        let (mut hi, mut c_hi) = (self.max(), self.len());
-        let enumerate_below = 2 * (self.x.len() + self.y.len()) as u64 + 64;
-        let mut bisect = false;
-        loop {
-            if lo_next >= hi {
-                return hi;
-            }
-            if c_hi - c_lo <= enumerate_below {
-                return self.select_in(lo, hi, k - c_lo);
-            }
-            let d = if bisect {
-                lo + (hi - lo) / 2.0
-            } else {
-                let frac = (k - c_lo) as f64 / (c_hi - c_lo) as f64;
-                lo + (hi - lo) * frac.clamp(0.02, 0.98)
-            };
-            bisect = !bisect;
-            if !(d > lo && d < hi) {
-                // No double lies strictly between lo and hi, so every difference in (lo, hi]
-                // equals hi.
-                return hi;
-            }
-            let p = self.probe(d);
-            if p.count_le >= k {
-                hi = p.max_le;
-                c_hi = p.count_le;
-            } else {
-                lo = d;
-                c_lo = p.count_le;
-                lo_next = p.min_gt;
-            }
-        }
+        Selector::new(*self).kth_pair(k, k).0
     }
 
-    /// Enumerates the differences in `(lo, hi]` and returns the `rank`-th smallest of them.
-    fn select_in(&self, lo: f64, hi: f64, rank: u64) -> f64 {
+    /// The `k1`-th and `k2`-th smallest differences (`k1 ≤ k2`, close together).
+    pub fn kth_pair(&self, k1: u64, k2: u64) -> (f64, f64) {
+        Selector::new(*self).kth_pair(k1, k2)
+    }
+
+    /// Enumerates the differences in `(lo, hi]` and returns the `r1`-th and `r2`-th
+    /// smallest of them (1-based, `r1 ≤ r2`).
+    fn select_in(&self, lo: f64, hi: f64, r1: u64, r2: u64) -> (f64, f64) {
         let m = self.y.len();
         let mut diffs = Vec::new();
         let (mut j_hi, mut j_lo) = (0usize, 0usize);
@@ -146,20 +109,130 @@ impl<'a> Differences<'a> {
             }
             diffs.extend(self.y[j_hi..j_lo].iter().map(|&yj| xi - yj));
         }
-        let idx = (rank - 1) as usize;
-        let (_, v, _) = diffs.select_nth_unstable_by(idx, f64::total_cmp);
-        *v
+        let i1 = (r1 - 1) as usize;
+        let (_, a, rest) = diffs.select_nth_unstable_by(i1, f64::total_cmp);
+        let a = *a;
+        if r2 == r1 {
+            return (a, a);
+        }
+        let i2 = (r2 - r1 - 1) as usize;
+        let (_, b, _) = rest.select_nth_unstable_by(i2, f64::total_cmp);
+        (a, *b)
     }
 
     /// The Hodges-Lehmann estimator: the median of all differences (the mean of the two
     /// middle ones when their number is even).
     pub fn median(&self) -> f64 {
-        let len = self.len();
+        Selector::new(*self).median()
+    }
+}
+
+/// Several order statistics of the same differences: every probe is remembered, so each
+/// search starts from the tightest bracket the earlier ones found (the interval ends lie
+/// close to the median in rank).
+#[derive(Debug, Clone)]
+pub struct Selector<'a> {
+    diffs: Differences<'a>,
+    seen: Vec<(f64, Probe)>,
+}
+
+impl<'a> Selector<'a> {
+    /// A selector with nothing learned yet.
+    pub fn new(diffs: Differences<'a>) -> Self {
+        Self {
+            diffs,
+            seen: Vec::new(),
+        }
+    }
+
+    fn probe(&mut self, d: f64) -> Probe {
+        let p = self.diffs.probe(d);
+        self.seen.push((d, p));
+        p
+    }
+
+    /// The Hodges-Lehmann estimator (see [`Differences::median`]).
+    pub fn median(&mut self) -> f64 {
+        let len = self.diffs.len();
         if len % 2 == 1 {
-            self.kth(len / 2 + 1)
+            self.kth_pair(len / 2 + 1, len / 2 + 1).0
         } else {
-            let (a, b) = (self.kth(len / 2), self.kth(len / 2 + 1));
+            let (a, b) = self.kth_pair(len / 2, len / 2 + 1);
             a + (b - a) / 2.0
+        }
+    }
+
+    /// The `k1`-th and `k2`-th smallest differences (`k1 ≤ k2`, close together), found in
+    /// one search: the median of an even count needs both middle ones.
+    pub fn kth_pair(&mut self, k1: u64, k2: u64) -> (f64, f64) {
+        let d = self.diffs;
+        assert!(
+            1 <= k1 && k1 <= k2 && k2 <= d.len(),
+            "ranks {k1}..{k2} outside 1..={}",
+            d.len()
+        );
+        // Invariant: count_le(lo) < k1 and k2 ≤ count_le(hi); the answers lie in
+        // [lo_next, hi], where lo_next is the smallest difference above lo and hi is itself a
+        // difference. Start below the smallest difference (count 0) and at the largest.
+        let (mut lo, mut c_lo, mut lo_next) = (d.min().next_down(), 0u64, d.min());
+        let (mut hi, mut c_hi) = (d.max(), d.len());
+        for &(at, p) in &self.seen {
+            if p.count_le < k1 && at > lo {
+                (lo, c_lo, lo_next) = (at, p.count_le, p.min_gt);
+            }
+            if p.count_le >= k2 && p.max_le < hi {
+                (hi, c_hi) = (p.max_le, p.count_le);
+            }
+        }
+        let enumerate_below = 2 * (d.x.len() + d.y.len()) as u64 + 64;
+        let margin = enumerate_below as f64 / 4.0;
+        let mut bisect = false;
+        loop {
+            if lo_next >= hi {
+                return (hi, hi);
+            }
+            if c_hi - c_lo <= enumerate_below {
+                return d.select_in(lo, hi, k1 - c_lo, k2 - c_lo);
+            }
+            let span = (c_hi - c_lo) as f64;
+            let before = c_hi - c_lo;
+            // Aim a little below k1 and a little above k2, so that if the counts are locally
+            // linear both ends of the bracket close in at once. Bisect when that did not halve
+            // the bracket (a kink or a heavy tie in the distribution of differences).
+            let probes = if bisect {
+                [Some(lo + (hi - lo) / 2.0), None]
+            } else {
+                let at = |target: f64| {
+                    let frac = ((target - c_lo as f64) / span).clamp(0.0, 1.0);
+                    lo + (hi - lo) * frac
+                };
+                [Some(at(k1 as f64 - margin)), Some(at(k2 as f64 + margin))]
+            };
+            let mut moved = false;
+            for at in probes.into_iter().flatten() {
+                if !(at > lo && at < hi) {
+                    continue;
+                }
+                moved = true;
+                let p = self.probe(at);
+                if p.count_le >= k2 {
+                    (hi, c_hi) = (p.max_le, p.count_le);
+                } else if p.count_le < k1 {
+                    (lo, c_lo, lo_next) = (at, p.count_le, p.min_gt);
+                } else {
+                    // `at` separates the two ranks: k1 is at or below it, k2 above. Search
+                    // each on its own (only when k1 < k2), reusing what was learned.
+                    let a = self.kth_pair(k1, k1).0;
+                    let b = self.kth_pair(k2, k2).0;
+                    return (a, b);
+                }
+            }
+            if !moved && bisect {
+                // No double lies strictly between lo and hi, so every difference in (lo, hi]
+                // equals hi.
+                return (hi, hi);
+            }
+            bisect = !moved || (c_hi - c_lo) * 2 > before;
         }
     }
 }
@@ -222,6 +295,11 @@ mod tests {
             let brute = all_sorted(&x, &y);
             for k in 1..=diffs.len() {
                 prop_assert_eq!(diffs.kth(k), brute[k as usize - 1]);
+                let k2 = (k + 1).min(diffs.len());
+                prop_assert_eq!(
+                    diffs.kth_pair(k, k2),
+                    (brute[k as usize - 1], brute[k2 as usize - 1])
+                );
             }
         }
     }
