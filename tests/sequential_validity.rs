@@ -4,7 +4,7 @@
 //! often. And it still catches a real 2× regression.
 
 use canary_engine::stats::counts::{exact_p_value, Counts};
-use canary_engine::stats::sequential::{sequential_test, Interval, Mixture};
+use canary_engine::stats::sequential::{sequential_test, totals, Interval, Mixture};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rand_distr::{Binomial, Distribution};
@@ -38,19 +38,8 @@ fn simulate(rate_ratio: f64, seed: u64) -> (usize, usize, Vec<usize>) {
                 seq_hit = true;
                 detect_at.push(look + 1);
             }
-            let sum = |f: fn(&Interval) -> Counts| {
-                intervals.iter().map(f).fold(
-                    Counts {
-                        bad: 0.0,
-                        total: 0.0,
-                    },
-                    |a, c| Counts {
-                        bad: a.bad + c.bad,
-                        total: a.total + c.total,
-                    },
-                )
-            };
-            if exact_p_value(sum(|i| i.canary), sum(|i| i.baseline)) <= ALPHA {
+            let (canary, baseline) = totals(&intervals);
+            if exact_p_value(canary, baseline) <= ALPHA {
                 exact_hit = true;
             }
         }

@@ -10,7 +10,7 @@ use crate::stats::effect::{cles, mean_ratio, quantile_ratio};
 use crate::stats::ks::ks_test;
 use crate::stats::preprocess::{clean, Cleaned};
 use crate::stats::sample::{mean, quantile_sorted};
-use crate::stats::sequential::{sequential_test, Interval, Mixture};
+use crate::stats::sequential::{sequential_test, totals, Interval, Mixture};
 use crate::stats::{mann_whitney, MannWhitney};
 use serde::Serialize;
 
@@ -441,20 +441,7 @@ fn tail_check(cfg: &MetricConfig, x: &[f64], y: &[f64]) -> TailCheck {
 }
 
 fn judge_counts(cfg: &MetricConfig, intervals: &[Interval], out: &mut MetricJudgement) -> Part {
-    let sum = |f: fn(&Interval) -> Counts| {
-        intervals.iter().map(f).fold(
-            Counts {
-                bad: 0.0,
-                total: 0.0,
-            },
-            |a, c| Counts {
-                bad: a.bad + c.bad,
-                total: a.total + c.total,
-            },
-        )
-    };
-    let canary = sum(|i| i.canary);
-    let baseline = sum(|i| i.baseline);
+    let (canary, baseline) = totals(intervals);
     let exact = exact_p_value(canary, baseline);
     let seq = sequential_test(intervals, &Mixture::default()).p_value();
     let (cr, br) = (canary.rate(), baseline.rate());

@@ -23,6 +23,26 @@ pub struct Interval {
     pub baseline: Counts,
 }
 
+/// Canary and baseline counts summed over all intervals (what the one-look exact test uses).
+pub fn totals(intervals: &[Interval]) -> (Counts, Counts) {
+    let zero = Counts {
+        bad: 0.0,
+        total: 0.0,
+    };
+    intervals.iter().fold((zero, zero), |(c, b), iv| {
+        (
+            Counts {
+                bad: c.bad + iv.canary.bad,
+                total: c.total + iv.canary.total,
+            },
+            Counts {
+                bad: b.bad + iv.baseline.bad,
+                total: b.total + iv.baseline.total,
+            },
+        )
+    })
+}
+
 /// The mixing distribution: rate ratios `r_j` with equal weight.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mixture {
