@@ -79,41 +79,34 @@ fn standardise(dz: f64, sigma: f64) -> f64 {
     (dz - corr) / sigma
 }
 
-/// R's estimating function `wdiff(d, zq)` evaluated the way R evaluates it; `None` when all
-/// observations of `{x − d} ∪ y` are tied (R stops with an error there).
-fn r_wdiff(x: &[f64], y: &[f64], d: f64, zq: f64) -> Option<f64> {
+/// R's estimating function without its quantile, `wdiff(d, zq) + zq`, evaluated the way R
+/// evaluates it; `None` when all observations of `{x − d} ∪ y` are tied (R stops with an
+/// error there).
+fn r_wdiff(x: &[f64], y: &[f64], d: f64) -> Option<f64> {
     let (w, ties) = rank_sum(x, y, d);
     let s = sigma(x.len(), y.len(), ties);
-    (s > 0.0).then(|| standardise(w - (x.len() * y.len()) as f64 / 2.0, s) - zq)
+    (s > 0.0).then(|| standardise(w - (x.len() * y.len()) as f64 / 2.0, s))
 }
 
 /// One end of the interval: where the estimating function crosses `zq` (R's `root()`).
-fn interval_end(
-    x: &[f64],
-    y: &[f64],
-    sel: &mut Selector<'_>,
-    diffs: &Differences<'_>,
-    zq: f64,
-) -> Option<f64> {
-    let (mumin, mumax) = (diffs.min(), diffs.max());
-    // R evaluates both ends before deciding, so either may refuse.
-    let f_lower = r_wdiff(x, y, mumin, zq)?;
-    let f_upper = r_wdiff(x, y, mumax, zq)?;
-    if f_lower <= 0.0 {
-        return Some(mumin);
+/// `at_ends` is the function (without `zq`) at `min(x) − max(y)` and `max(x) − min(y)`,
+/// the same for both ends.
+fn interval_end(sel: &mut Selector<'_>, at_ends: (f64, f64), s_open: f64, zq: f64) -> f64 {
+    let diffs = sel.differences();
+    if at_ends.0 - zq <= 0.0 {
+        return diffs.min();
     }
-    if f_upper >= 0.0 {
-        return Some(mumax);
+    if at_ends.1 - zq >= 0.0 {
+        return diffs.max();
     }
     // Between two consecutive differences, with k differences ≤ d, W(d) = nm − k and only
     // the ties inside each sample remain. f is non-increasing in k: find the first k where it
     // is negative; the crossing is at the k-th smallest difference.
     let nm = diffs.len();
-    let s_open = sigma(x.len(), y.len(), tie_sum_sorted(x) + tie_sum_sorted(y));
     let f_open = |k: u64| standardise(nm as f64 / 2.0 - k as f64, s_open) - zq;
     let (mut lo, mut hi) = (1u64, nm);
     if f_open(hi) >= 0.0 {
-        return Some(mumax);
+        return diffs.max();
     }
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
@@ -123,7 +116,7 @@ fn interval_end(
             lo = mid + 1;
         }
     }
-    Some(sel.kth_pair(lo, lo).0)
+    sel.kth_pair(lo, lo).0
 }
 
 /// Compares canary `x` with baseline `y` (both **sorted ascending**, NaN-free, non-empty) at
@@ -145,9 +138,16 @@ pub fn mann_whitney(x: &[f64], y: &[f64], confidence: f64) -> MannWhitney {
     // The median first: its search brackets the interval ends tightly.
     let mut sel = Selector::new(diffs);
     let estimate = sel.median();
-    let lower = interval_end(x, y, &mut sel, &diffs, z_hi);
-    let upper = interval_end(x, y, &mut sel, &diffs, z_lo);
-    let ci = lower.zip(upper);
+    // R evaluates its function at both ends of the search range before deciding, for each
+    // interval end, and either evaluation may refuse (all tied).
+    let ends = r_wdiff(x, y, diffs.min()).zip(r_wdiff(x, y, diffs.max()));
+    let ci = ends.map(|at_ends| {
+        let s_open = sigma(n, m, tie_sum_sorted(x) + tie_sum_sorted(y));
+        (
+            interval_end(&mut sel, at_ends, s_open, z_hi),
+            interval_end(&mut sel, at_ends, s_open, z_lo),
+        )
+    });
     MannWhitney {
         u,
         p_value,
