@@ -186,6 +186,23 @@ fn bad_input_names_the_field_and_exits_64() {
 }
 
 #[test]
+fn a_closed_pipe_is_not_a_crash() {
+    // `canary judge … | head -1`: the reader is gone before the result is written.
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_canary"))
+        .args(["judge", "--input", "examples/judge/latency-regression.json"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run canary");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}
+
+#[test]
 fn usage_errors_exit_64_and_help_exits_0() {
     assert_eq!(canary(&["judge"], None).status.code(), Some(64));
     assert_eq!(canary(&["frobnicate"], None).status.code(), Some(64));

@@ -241,7 +241,7 @@ pub fn run(args: &JudgeArgs) -> Result<u8, CliError> {
         Output::Json => to_json(&judgement, &cfg),
         Output::Table => super::judge_table::render(&judgement),
     };
-    println!("{rendered}");
+    super::write_stdout(&rendered)?;
     Ok(0)
 }
 

@@ -10,6 +10,23 @@ use std::process::ExitCode;
 /// Exit code for usage, configuration and input errors.
 pub const EXIT_USAGE: u8 = 64;
 
+/// Exit code when the output cannot be written (EX_IOERR).
+pub const EXIT_IO: u8 = 74;
+
+/// Prints a command's result and a newline. A closed pipe (`canary judge … | head`) is the
+/// reader's choice, not an error; any other write failure is exit 74.
+pub fn write_stdout(text: &str) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError {
+            message: format!("cannot write the result to standard output: {e}"),
+            code: EXIT_IO,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// canary-engine: is the new version worse than the old one? Statistical canary analysis
 /// for Kubernetes, Istio, Prometheus and Argo Rollouts.
 #[derive(Debug, Parser)]
