@@ -238,7 +238,7 @@ pub fn run(args: &JudgeArgs) -> Result<u8, CliError> {
     let (data, cfg) = parse_input(&text)?;
     let judgement = classify(&cfg, &data);
     let rendered = match args.output {
-        Output::Json => to_json(&judgement, &cfg),
+        Output::Json => to_json(&judgement),
         Output::Table => super::judge_table::render(&judgement),
     };
     super::write_stdout(&rendered)?;
@@ -247,10 +247,6 @@ pub fn run(args: &JudgeArgs) -> Result<u8, CliError> {
 
 /// The JSON document `canary judge` prints (contract: classification, reasons, mann_whitney,
 /// effect_size, counts — in that order, then the extra detail).
-pub fn to_json(j: &MetricJudgement, cfg: &MetricConfig) -> String {
-    let mut v = serde_json::to_value(j).unwrap_or(Value::Null);
-    if let Some(Value::Object(mw)) = v.get_mut("mann_whitney") {
-        mw.insert("confidence".into(), Value::from(cfg.confidence));
-    }
-    serde_json::to_string_pretty(&v).unwrap_or_default()
+pub fn to_json(j: &MetricJudgement) -> String {
+    serde_json::to_string_pretty(j).unwrap_or_default()
 }

@@ -31,6 +31,8 @@ pub struct MannWhitney {
     pub n_canary: usize,
     /// Baseline sample size `m`.
     pub n_baseline: usize,
+    /// The two-sided confidence level of the interval.
+    pub confidence: f64,
 }
 
 /// `W` and the tie term `Σ(t³ − t)` of the combined sample `{x_i − shift} ∪ y`, both sorted.
@@ -156,6 +158,7 @@ pub fn mann_whitney(x: &[f64], y: &[f64], confidence: f64) -> MannWhitney {
         ci_upper: ci.map(|c| c.1),
         n_canary: n,
         n_baseline: m,
+        confidence,
     }
 }
 
