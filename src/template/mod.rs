@@ -1,0 +1,448 @@
+//! Analysis templates: Argo `AnalysisTemplate`/`ClusterAnalysisTemplate` loading, args and
+//! validation.
+//!
+//! Loading is in two stages, as in Argo: a template file is parsed and checked against the CRD
+//! schema once ([`parse_str`]); a run then resolves its args and checks every metric with
+//! Argo's rules ([`resolve`]). Every error names the file, the metric, the field and the line.
+
+pub mod argo;
+pub mod args;
+pub mod schema;
+pub mod validate;
+pub mod yaml;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use self::argo::{Argument, DryRun, Metric, TemplateKind};
+use self::yaml::Document;
+
+/// A problem with a template, located as precisely as the input allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateError {
+    /// The file (as given on the command line).
+    pub file: String,
+    /// 1-based line, where known.
+    pub line: Option<usize>,
+    /// The metric the problem is in, if any.
+    pub metric: Option<String>,
+    /// The field, dotted (`spec.metrics[0].count`), if any.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        write!(f, ":")?;
+        if let Some(m) = &self.metric {
+            write!(f, " metric {m:?}:")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, " {field}:")?;
+        }
+        write!(f, " {}", self.message)
+    }
+}
+
+impl std::error::Error for TemplateError {}
+
+/// A parsed, schema-valid template whose metrics still carry `{{args.…}}` placeholders.
+#[derive(Debug, Clone)]
+pub struct Template {
+    /// File it came from.
+    pub file: String,
+    /// AnalysisTemplate or ClusterAnalysisTemplate.
+    pub kind: TemplateKind,
+    /// `metadata.name`.
+    pub name: String,
+    /// Declared args.
+    pub args: Vec<Argument>,
+    /// `spec.dryRun` rules.
+    pub dry_run: Vec<DryRun>,
+    doc: Document,
+}
+
+/// One metric ready to run.
+#[derive(Debug, Clone)]
+pub struct ResolvedMetric {
+    /// The metric with args substituted.
+    pub metric: Metric,
+    /// Whether a `dryRun` rule matches it (reported, but does not decide the run).
+    pub dry_run: bool,
+    /// Template name it came from.
+    pub template: String,
+}
+
+/// Read and parse a template file.
+pub fn load_file(path: &Path) -> Result<Vec<Template>, Vec<TemplateError>> {
+    let label = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![TemplateError {
+            file: label.clone(),
+            line: None,
+            metric: None,
+            field: None,
+            message: format!("cannot read: {e}"),
+        }]
+    })?;
+    parse_str(&label, &text)
+}
+
+/// Parse every document of a YAML text as an Argo analysis template.
+pub fn parse_str(file: &str, text: &str) -> Result<Vec<Template>, Vec<TemplateError>> {
+    let docs = yaml::load_documents(text).map_err(|e| {
+        vec![TemplateError {
+            file: file.into(),
+            line: Some(e.line),
+            metric: None,
+            field: None,
+            message: format!("YAML syntax error at column {}: {}", e.column, e.message),
+        }]
+    })?;
+    if docs.is_empty() {
+        return Err(vec![located(file, None, None, None, "no YAML documents")]);
+    }
+    let mut templates = Vec::new();
+    let mut errors = Vec::new();
+    for doc in docs {
+        match parse_document(file, doc) {
+            Ok(t) => templates.push(t),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(templates)
+    } else {
+        Err(errors)
+    }
+}
+
+fn parse_document(file: &str, doc: Document) -> Result<Template, Vec<TemplateError>> {
+    let err_at = |pointer: &str, message: String| TemplateError {
+        file: file.into(),
+        line: doc.line_of(pointer),
+        metric: metric_name_at(&doc.value, pointer),
+        field: Some(dotted(pointer)).filter(|f| !f.is_empty()),
+        message,
+    };
+    let kind = match doc.value.get("kind").and_then(Value::as_str) {
+        Some("AnalysisTemplate") => TemplateKind::AnalysisTemplate,
+        Some("ClusterAnalysisTemplate") => TemplateKind::ClusterAnalysisTemplate,
+        Some(other) => {
+            return Err(vec![err_at(
+                "/kind",
+                format!(
+                    "kind {other:?} is not an Argo AnalysisTemplate or ClusterAnalysisTemplate"
+                ),
+            )])
+        }
+        None => {
+            return Err(vec![TemplateError {
+                line: Some(doc.start_line()),
+                ..err_at("", "document has no kind".into())
+            }])
+        }
+    };
+    let api = doc.value.get("apiVersion").and_then(Value::as_str);
+    if api != Some("argoproj.io/v1alpha1") {
+        return Err(vec![err_at(
+            "/apiVersion",
+            format!("apiVersion must be argoproj.io/v1alpha1, not {api:?}"),
+        )]);
+    }
+    let violations = schema::validate(&doc.value);
+    if !violations.is_empty() {
+        return Err(violations
+            .into_iter()
+            .map(|v| err_at(&v.pointer, format!("schema: {}", v.message)))
+            .collect());
+    }
+    let name = doc
+        .value
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let args: Vec<Argument> = typed(&doc, "/spec/args").map_err(|e| vec![e(file)])?;
+    let dry_run: Vec<DryRun> = typed(&doc, "/spec/dryRun").map_err(|e| vec![e(file)])?;
+    Ok(Template {
+        file: file.into(),
+        kind,
+        name,
+        args,
+        dry_run,
+        doc,
+    })
+}
+
+type LateError = Box<dyn FnOnce(&str) -> TemplateError>;
+
+fn typed<T: DeserializeOwned + Default>(doc: &Document, pointer: &str) -> Result<T, LateError> {
+    let Some(v) = doc.value.pointer(pointer) else {
+        return Ok(T::default());
+    };
+    serde_path_to_error::deserialize(v.clone()).map_err(|e| {
+        let inner = json_pointer_of(e.path());
+        let full = format!("{pointer}{inner}");
+        let line = doc.line_of(&full);
+        let metric = metric_name_at(&doc.value, &full);
+        let message = e.inner().to_string();
+        Box::new(move |file: &str| TemplateError {
+            file: file.into(),
+            line,
+            metric,
+            field: Some(dotted(&full)),
+            message,
+        }) as LateError
+    })
+}
+
+/// Resolve args and validate every metric of one or more templates run together (as Argo does
+/// for a Rollout step listing several templates). Returns all problems, not only the first.
+pub fn resolve(
+    templates: &[Template],
+    given: &BTreeMap<String, String>,
+) -> Result<Vec<ResolvedMetric>, Vec<TemplateError>> {
+    let mut errors = Vec::new();
+    // Merge declared args; the same name with two different defaults is ambiguous.
+    let mut declared: Vec<Argument> = Vec::new();
+    for t in templates {
+        for a in &t.args {
+            match declared.iter().find(|d| d.name == a.name) {
+                Some(d) if d.value != a.value && !given.contains_key(&a.name) => {
+                    errors.push(located(
+                        &t.file,
+                        None,
+                        None,
+                        Some("spec.args".into()),
+                        &format!("argument {:?} is declared with different values", a.name),
+                    ));
+                }
+                Some(_) => {}
+                None => declared.push(a.clone()),
+            }
+        }
+    }
+    let label = templates
+        .iter()
+        .map(|t| t.file.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let values = match args::resolve(&declared, given) {
+        Ok(v) => v,
+        Err(e) => {
+            errors.push(located(
+                &label,
+                None,
+                None,
+                Some("spec.args".into()),
+                &e.to_string(),
+            ));
+            return Err(errors);
+        }
+    };
+
+    let mut out: Vec<ResolvedMetric> = Vec::new();
+    for t in templates {
+        let raw = t
+            .doc
+            .value
+            .pointer("/spec/metrics")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for (i, m) in raw.into_iter().enumerate() {
+            let base = format!("/spec/metrics/{i}");
+            let name = m.get("name").and_then(Value::as_str).map(str::to_string);
+            let at = |pointer: &str, message: String| TemplateError {
+                file: t.file.clone(),
+                line: t.doc.line_of(pointer),
+                metric: name.clone(),
+                field: Some(dotted(pointer)),
+                message,
+            };
+            let substituted = match substitute_tree(m, "", &values) {
+                Ok(v) => v,
+                Err((pointer, e)) => {
+                    errors.push(at(&format!("{base}{pointer}"), e.to_string()));
+                    continue;
+                }
+            };
+            let metric: Metric = match serde_path_to_error::deserialize(substituted) {
+                Ok(m) => m,
+                Err(e) => {
+                    let p = format!("{base}{}", json_pointer_of(e.path()));
+                    errors.push(at(&p, e.inner().to_string()));
+                    continue;
+                }
+            };
+            for p in validate::metric(&metric) {
+                let pointer = if p.field.is_empty() {
+                    base.clone()
+                } else {
+                    format!("{base}/{}", p.field)
+                };
+                errors.push(at(&pointer, p.message));
+            }
+            if out.iter().any(|r| r.metric.name == metric.name) {
+                errors.push(at(
+                    &format!("{base}/name"),
+                    format!("duplicate name '{}'", metric.name),
+                ));
+            }
+            out.push(ResolvedMetric {
+                metric,
+                dry_run: false,
+                template: t.name.clone(),
+            });
+        }
+    }
+    if out.is_empty() && errors.is_empty() {
+        errors.push(located(
+            &label,
+            None,
+            None,
+            Some("spec.metrics".into()),
+            "no metrics specified",
+        ));
+    }
+    // dryRun rules: unanchored regular expressions, each must match at least one metric.
+    for t in templates {
+        for (i, rule) in t.dry_run.iter().enumerate() {
+            let pointer = format!("/spec/dryRun/{i}/metricName");
+            let re = match regex::Regex::new(&rule.metric_name) {
+                Ok(re) => re,
+                Err(e) => {
+                    errors.push(TemplateError {
+                        file: t.file.clone(),
+                        line: t.doc.line_of(&pointer),
+                        metric: None,
+                        field: Some(dotted(&pointer)),
+                        message: format!("invalid regular expression: {e}"),
+                    });
+                    continue;
+                }
+            };
+            let mut matched = 0;
+            for r in out.iter_mut().filter(|r| re.is_match(&r.metric.name)) {
+                r.dry_run = true;
+                matched += 1;
+            }
+            if matched == 0 {
+                errors.push(TemplateError {
+                    file: t.file.clone(),
+                    line: t.doc.line_of(&pointer),
+                    metric: None,
+                    field: Some(dotted(&pointer)),
+                    message: format!("dryRun[{i}]: Rule didn't match any metric name(s)"),
+                });
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Substitute args in every string of a metric, with the escaping its field needs.
+fn substitute_tree(
+    value: Value,
+    pointer: &str,
+    values: &BTreeMap<String, String>,
+) -> Result<Value, (String, args::ArgError)> {
+    Ok(match value {
+        Value::String(s) => {
+            let syntax = match pointer {
+                "/provider/prometheus/query" => args::Syntax::PromQl,
+                "/provider/web/body" => args::Syntax::JsonText,
+                _ => args::Syntax::Plain,
+            };
+            Value::String(args::substitute(&s, values, syntax).map_err(|e| (pointer.into(), e))?)
+        }
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| substitute_tree(v, &format!("{pointer}/{i}"), values))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| {
+                    let child = format!("{pointer}/{}", yaml::pointer_token(&k));
+                    substitute_tree(v, &child, values).map(|v| (k, v))
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        other => other,
+    })
+}
+
+fn located(
+    file: &str,
+    line: Option<usize>,
+    metric: Option<String>,
+    field: Option<String>,
+    message: &str,
+) -> TemplateError {
+    TemplateError {
+        file: file.into(),
+        line,
+        metric,
+        field,
+        message: message.into(),
+    }
+}
+
+/// `/spec/metrics/0/provider/web/url` → `spec.metrics[0].provider.web.url`.
+pub fn dotted(pointer: &str) -> String {
+    let mut out = String::new();
+    for token in pointer.split('/').skip(1) {
+        let token = token.replace("~1", "/").replace("~0", "~");
+        if !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit()) {
+            out.push_str(&format!("[{token}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&token);
+        }
+    }
+    out
+}
+
+fn json_pointer_of(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for seg in path.iter() {
+        match seg {
+            Segment::Seq { index } => out.push_str(&format!("/{index}")),
+            Segment::Map { key } => out.push_str(&format!("/{}", yaml::pointer_token(key))),
+            Segment::Enum { variant } => out.push_str(&format!("/{variant}")),
+            Segment::Unknown => {}
+        }
+    }
+    out
+}
+
+fn metric_name_at(doc: &Value, pointer: &str) -> Option<String> {
+    let rest = pointer.strip_prefix("/spec/metrics/")?;
+    let index = rest.split('/').next()?;
+    doc.pointer(&format!("/spec/metrics/{index}/name"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests;
