@@ -12,4 +12,5 @@ pub mod condition;
 pub mod judge;
 pub mod source;
 pub mod stats;
+pub mod telemetry;
 pub mod template;

@@ -1,8 +1,10 @@
 //! The command line: one file per subcommand. Exit codes follow the contract in
 //! ARCHITECTURE.md; usage and input errors are 64 (EX_USAGE).
 
+pub mod analyze;
 pub mod judge;
 mod judge_table;
+pub mod prometheus_args;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -43,6 +45,9 @@ pub enum Command {
     /// Judge one metric, canary vs baseline, from JSON numbers: rank-sum test with a
     /// Hodges-Lehmann interval, effect sizes, tail check, count tests.
     Judge(judge::JudgeArgs),
+    /// Run Argo Rollouts AnalysisTemplates against Prometheus (or a recorded snapshot) with
+    /// Argo's semantics; exit 0 Successful, 1 Failed, 2 Inconclusive, 3 Error.
+    Analyze(Box<analyze::AnalyzeArgs>),
 }
 
 /// An error a command reports: a one-line message and the exit code.
@@ -66,6 +71,7 @@ impl CliError {
 
 /// Parses `std::env::args`, runs the command, and returns the exit code.
 pub fn run() -> ExitCode {
+    crate::telemetry::init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -76,6 +82,7 @@ pub fn run() -> ExitCode {
     };
     let result = match cli.command {
         Command::Judge(args) => judge::run(&args),
+        Command::Analyze(args) => analyze::run(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,1 +1,107 @@
-//! Metric sources.
+//! Where measurements come from: Prometheus, web endpoints, or a recorded snapshot.
+//!
+//! [`Sources`] is what the analysis loop talks to. It answers Prometheus queries and web calls
+//! live, or from a snapshot file, and can record everything it answers to a new snapshot.
+
+mod error;
+pub mod prometheus;
+pub mod snapshot;
+mod value;
+pub mod web;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use error::Error;
+pub use prometheus::{Answer, PromQuery, Prometheus, PrometheusConfig, Range};
+pub use value::{go_float, QueryValue, Series};
+pub use web::{WebRequest, WebResponse};
+
+use snapshot::{Recorder, Replay, SnapshotError};
+
+#[derive(Debug)]
+enum Backend {
+    Live {
+        prometheus: Prometheus,
+        web: reqwest::Client,
+        web_insecure: reqwest::Client,
+    },
+    Replay(Replay),
+}
+
+/// The metric sources of one run (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct Sources {
+    backend: Arc<Backend>,
+    recorder: Option<Arc<Recorder>>,
+}
+
+impl Sources {
+    /// Live sources: Prometheus with the given defaults, and plain HTTP for web metrics.
+    pub fn live(config: PrometheusConfig) -> Result<Self, Error> {
+        let client = |insecure: bool| {
+            reqwest::Client::builder()
+                .danger_accept_invalid_certs(insecure)
+                .user_agent(concat!("canary-engine/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| Error::Config(format!("HTTP client: {e}")))
+        };
+        Ok(Sources {
+            backend: Arc::new(Backend::Live {
+                prometheus: Prometheus::new(config)?,
+                web: client(false)?,
+                web_insecure: client(true)?,
+            }),
+            recorder: None,
+        })
+    }
+
+    /// Sources answering from a snapshot file.
+    pub fn replay(path: &Path) -> Result<Self, SnapshotError> {
+        Ok(Sources {
+            backend: Arc::new(Backend::Replay(Replay::load(path)?)),
+            recorder: None,
+        })
+    }
+
+    /// Also record every answer to `path` (truncated first).
+    pub fn record_to(mut self, path: &Path) -> std::io::Result<Self> {
+        self.recorder = Some(Arc::new(Recorder::create(path)?));
+        Ok(self)
+    }
+
+    /// Whether answers come from a snapshot.
+    pub fn is_replay(&self) -> bool {
+        matches!(*self.backend, Backend::Replay(_))
+    }
+
+    /// Run a Prometheus query.
+    pub async fn prometheus(&self, q: &PromQuery) -> Result<Answer, Error> {
+        let outcome = match &*self.backend {
+            Backend::Live { prometheus, .. } => prometheus.query(q).await,
+            Backend::Replay(r) => r.prometheus(q),
+        };
+        if let Some(rec) = &self.recorder {
+            if let Err(e) = rec.prometheus(q, &outcome) {
+                tracing::warn!(error = %e, "could not write to the snapshot file");
+            }
+        }
+        outcome
+    }
+
+    /// Make a web provider call.
+    pub async fn web(&self, r: &WebRequest) -> Result<WebResponse, Error> {
+        let outcome = match &*self.backend {
+            Backend::Live {
+                web, web_insecure, ..
+            } => web::call(if r.insecure { web_insecure } else { web }, r).await,
+            Backend::Replay(rep) => rep.web(r),
+        };
+        if let Some(rec) = &self.recorder {
+            if let Err(e) = rec.web(r, &outcome) {
+                tracing::warn!(error = %e, "could not write to the snapshot file");
+            }
+        }
+        outcome
+    }
+}

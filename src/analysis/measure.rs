@@ -1,0 +1,167 @@
+//! Taking one measurement: ask the provider, then judge the result with the conditions.
+//!
+//! Follows Argo's providers: a Prometheus scalar is a number and a vector or matrix a list of
+//! numbers (`metricproviders/prometheus`); a web answer is decoded as JSON and the `jsonPath`'s
+//! first match is the result, or the raw body when it is not JSON, and a non-2xx status is an
+//! Error (`metricproviders/webmetric`). Any provider failure is an Error measurement.
+
+use std::time::Duration;
+
+use super::result::Measurement;
+use super::Phase;
+use crate::condition::{self, JsonPath};
+use crate::source::{PromQuery, Range, Sources, WebRequest};
+use crate::template::argo::{parse_duration, Metric, PrometheusMetric, WebMetric};
+
+/// Take one measurement of `metric`.
+pub async fn measure(metric: &Metric, sources: &Sources) -> Measurement {
+    let started_at = chrono::Utc::now().to_rfc3339();
+    let outcome = if let Some(p) = &metric.provider.prometheus {
+        prometheus(metric, p, sources).await
+    } else if let Some(w) = &metric.provider.web {
+        web(metric, w, sources).await
+    } else {
+        Err("no supported provider".to_string())
+    };
+    let finished_at = chrono::Utc::now().to_rfc3339();
+    match outcome {
+        Ok(o) => Measurement {
+            phase: o.phase,
+            value: o.value,
+            message: o.message,
+            started_at,
+            finished_at,
+            warnings: o.warnings,
+        },
+        Err(message) => Measurement {
+            phase: Phase::Error,
+            value: String::new(),
+            message,
+            started_at,
+            finished_at,
+            warnings: Vec::new(),
+        },
+    }
+}
+
+struct Outcome {
+    phase: Phase,
+    value: String,
+    message: String,
+    warnings: Vec<String>,
+}
+
+fn judge(metric: &Metric, result: &expr::Value, value: String, warnings: Vec<String>) -> Outcome {
+    match condition::evaluate(result, &metric.success_condition, &metric.failure_condition) {
+        Ok(phase) => Outcome {
+            phase,
+            value,
+            message: String::new(),
+            warnings,
+        },
+        Err(e) => Outcome {
+            phase: Phase::Error,
+            value,
+            message: e.to_string(),
+            warnings,
+        },
+    }
+}
+
+/// The query a Prometheus metric runs now.
+pub fn prometheus_query(p: &PrometheusMetric) -> Result<PromQuery, String> {
+    let mut q = PromQuery::instant(p.query.clone());
+    q.timeout = Duration::from_secs(p.timeout.unwrap_or(30).max(0) as u64);
+    if q.timeout.is_zero() {
+        q.timeout = Duration::from_secs(30);
+    }
+    q.address = Some(p.address.clone()).filter(|a| !a.is_empty());
+    q.headers = p
+        .headers
+        .iter()
+        .map(|h| (h.key.clone(), h.value.clone()))
+        .collect();
+    q.insecure = p.insecure;
+    q.basic_auth = p
+        .authentication
+        .basic_auth
+        .as_ref()
+        .filter(|b| !b.username.is_empty())
+        .map(|b| (b.username.clone(), b.password.clone()));
+    if let Some(r) = &p.range_query {
+        let start = condition::eval_time(&r.start)
+            .map_err(|e| format!("failed to parse rangeQuery.start as time: {e}"))?;
+        let end = condition::eval_time(&r.end)
+            .map_err(|e| format!("failed to parse rangeQuery.end as time: {e}"))?;
+        let step = parse_duration(&r.step)
+            .map_err(|e| format!("failed to parse rangeQuery.step as duration: {e}"))?;
+        q.range = Some(Range { start, end, step });
+    }
+    Ok(q)
+}
+
+async fn prometheus(
+    metric: &Metric,
+    p: &PrometheusMetric,
+    sources: &Sources,
+) -> Result<Outcome, String> {
+    let q = prometheus_query(p)?;
+    let answer = sources.prometheus(&q).await.map_err(|e| e.to_string())?;
+    let result = answer.value.argo_result();
+    Ok(judge(
+        metric,
+        &result,
+        answer.value.display(),
+        answer.warnings,
+    ))
+}
+
+/// The HTTP call a web metric makes.
+pub fn web_request(w: &WebMetric) -> WebRequest {
+    let mut headers: Vec<(String, String)> = w
+        .headers
+        .iter()
+        .map(|h| (h.key.clone(), h.value.clone()))
+        .collect();
+    let body = if !w.body.is_empty() {
+        Some(w.body.clone())
+    } else if let Some(j) = &w.json_body {
+        headers.retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
+        headers.push(("Content-Type".into(), "application/json".into()));
+        Some(j.to_string())
+    } else {
+        None
+    };
+    let timeout = if w.timeout_seconds <= 0 {
+        10
+    } else {
+        w.timeout_seconds as u64
+    };
+    WebRequest {
+        method: w.method.clone().unwrap_or_else(|| "GET".into()),
+        url: w.url.clone(),
+        headers,
+        body,
+        timeout_ms: timeout * 1000,
+        insecure: w.insecure,
+    }
+}
+
+async fn web(metric: &Metric, w: &WebMetric, sources: &Sources) -> Result<Outcome, String> {
+    let path = JsonPath::parse(&w.json_path).map_err(|e| e.to_string())?;
+    let response = sources
+        .web(&web_request(w))
+        .await
+        .map_err(|e| e.to_string())?;
+    match serde_json::from_str::<serde_json::Value>(&response.body) {
+        Err(_) => {
+            let result = expr::Value::String(response.body.clone());
+            Ok(judge(metric, &result, response.body, Vec::new()))
+        }
+        Ok(json) => {
+            let selected = path.first(&json).map_err(|e| e.to_string())?;
+            let result = condition::from_json(selected);
+            Ok(judge(metric, &result, selected.to_string(), Vec::new()))
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! `canary analyze`: run Argo AnalysisTemplates outside the cluster, with Argo's semantics.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use super::prometheus_args::PrometheusArgs;
+use super::{write_stdout, CliError, EXIT_USAGE};
+use crate::analysis::{self, Event, Phase, RunOptions, RunReport};
+use crate::source::Sources;
+use crate::template;
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Measurements as they happen, then a per-metric table and the run's phase.
+    Table,
+    /// The whole run as one JSON document at the end.
+    Json,
+}
+
+/// Run Argo Rollouts AnalysisTemplates (Prometheus and web metrics) with Argo's own
+/// semantics: interval, count, limits, dry-run. Exit 0 Successful, 1 Failed,
+/// 2 Inconclusive, 3 Error, 64 bad template or arguments.
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// AnalysisTemplate or ClusterAnalysisTemplate files (multi-document YAML is fine);
+    /// several files run together, as the templates of one Rollout step.
+    #[arg(required = true, value_name = "TEMPLATE.yaml")]
+    pub templates: Vec<PathBuf>,
+    /// Template argument NAME=VALUE (repeatable); overrides the template's default.
+    #[arg(long = "arg", short = 'a', value_name = "NAME=VALUE")]
+    pub args: Vec<String>,
+    /// Where measurements come from: `prometheus` (live, the default) or
+    /// `snapshot:FILE` (replay a file written by --record; no Prometheus needed).
+    #[arg(
+        long,
+        env = "CANARY_SOURCE",
+        default_value = "prometheus",
+        value_name = "SOURCE"
+    )]
+    pub source: String,
+    /// Write every query and its answer to FILE (JSON lines) for replay with
+    /// --source snapshot:FILE.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    /// Take one measurement per metric now, ignoring interval, count and initialDelay.
+    #[arg(long)]
+    pub once: bool,
+    #[command(flatten)]
+    pub prometheus: PrometheusArgs,
+}
+
+/// Parse `NAME=VALUE` pairs.
+pub fn parse_args(pairs: &[String]) -> Result<BTreeMap<String, String>, CliError> {
+    let mut out = BTreeMap::new();
+    for p in pairs {
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| CliError::usage(format!("--arg {p:?} is not NAME=VALUE")))?;
+        if out.insert(k.trim().to_string(), v.to_string()).is_some() {
+            return Err(CliError::usage(format!("--arg {k} is given twice")));
+        }
+    }
+    Ok(out)
+}
+
+/// Build the sources `--source` and `--record` describe.
+pub fn sources(
+    source: &str,
+    record: Option<&PathBuf>,
+    prometheus: &PrometheusArgs,
+) -> Result<Sources, CliError> {
+    let s = if let Some(file) = source.strip_prefix("snapshot:") {
+        Sources::replay(file.as_ref()).map_err(|e| CliError::usage(e.to_string()))?
+    } else if source == "prometheus" {
+        Sources::live(prometheus.config()?).map_err(|e| CliError::usage(e.to_string()))?
+    } else {
+        return Err(CliError::usage(format!(
+            "--source {source:?}: expected `prometheus` or `snapshot:FILE`"
+        )));
+    };
+    match record {
+        None => Ok(s),
+        Some(path) => s
+            .record_to(path)
+            .map_err(|e| CliError::usage(format!("cannot write snapshot {}: {e}", path.display()))),
+    }
+}
+
+/// Run the command; returns the exit code.
+pub fn run(a: &AnalyzeArgs) -> Result<u8, CliError> {
+    let given = parse_args(&a.args)?;
+    let mut templates = Vec::new();
+    let mut errors = Vec::new();
+    for path in &a.templates {
+        match template::load_file(path) {
+            Ok(mut t) => templates.append(&mut t),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    let metrics = if errors.is_empty() {
+        match template::resolve(&templates, &given) {
+            Ok(m) => m,
+            Err(mut e) => {
+                errors.append(&mut e);
+                Vec::new()
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    if !errors.is_empty() {
+        let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        return Err(CliError {
+            message: lines.join("\nerror: "),
+            code: EXIT_USAGE,
+        });
+    }
+    let sources = sources(&a.source, a.record.as_ref(), &a.prometheus)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::usage(format!("cannot start the async runtime: {e}")))?;
+    let options = RunOptions { once: a.once };
+    let table = a.output == Output::Table;
+    let live = table && std::io::stderr().is_terminal();
+    let report = runtime.block_on(async {
+        let mut on_event = |e: Event<'_>| {
+            if table {
+                print_event(&e, live);
+            }
+        };
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        analysis::run(&metrics, &sources, options, ctrl_c, &mut on_event).await
+    });
+    if live {
+        eprint!("\r\x1b[2K");
+    }
+    let text = match a.output {
+        Output::Json => serde_json::to_string_pretty(&report)
+            .map_err(|e| CliError::usage(format!("cannot encode the report: {e}")))?,
+        Output::Table => render_table(&report),
+    };
+    write_stdout(&text)?;
+    Ok(report.phase.exit_code() as u8)
+}
+
+fn print_event(e: &Event<'_>, live: bool) {
+    match e {
+        Event::Measured {
+            metric,
+            measurement,
+        } => {
+            if live {
+                eprint!("\r\x1b[2K");
+            }
+            let value = if measurement.value.is_empty() {
+                "-"
+            } else {
+                &measurement.value
+            };
+            let mut line = format!(
+                "{}  {:<24} {:<13} {}",
+                chrono::Local::now().format("%H:%M:%S"),
+                metric.name,
+                measurement.phase.as_str(),
+                value
+            );
+            if metric.dry_run {
+                line.push_str("  (dry-run)");
+            }
+            if !measurement.message.is_empty() {
+                line.push_str(&format!("  {}", measurement.message));
+            }
+            for w in &measurement.warnings {
+                line.push_str(&format!("  warning: {w}"));
+            }
+            // Measurements go to stderr so stdout carries only the final result.
+            eprintln!("{line}");
+        }
+        Event::Waiting { seconds } => {
+            if live {
+                eprint!("\r\x1b[2Knext measurement in {seconds:.0}s…");
+            }
+        }
+    }
+}
+
+/// The end-of-run summary: one row per metric, then the phase and its reason.
+pub fn render_table(r: &RunReport) -> String {
+    use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(vec![
+        "metric",
+        "phase",
+        "measured",
+        "ok",
+        "failed",
+        "inconcl.",
+        "error",
+        "last value",
+    ]);
+    for m in &r.metrics {
+        let name = if m.dry_run {
+            format!("{} (dry-run)", m.name)
+        } else {
+            m.name.clone()
+        };
+        t.add_row(vec![
+            name,
+            m.phase.to_string(),
+            m.measurements.len().to_string(),
+            m.successful.to_string(),
+            m.failed.to_string(),
+            m.inconclusive.to_string(),
+            m.error.to_string(),
+            m.last()
+                .map(|x| x.value.clone())
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    let mut out = t.to_string();
+    out.push_str(&format!("\nRun phase: {}", r.phase));
+    if !r.message.is_empty() {
+        out.push_str(&format!(" — {}", r.message));
+    }
+    if r.phase == Phase::Successful && r.metrics.iter().all(|m| m.dry_run) {
+        out.push_str(" (every metric is dry-run)");
+    }
+    out
+}
