@@ -228,3 +228,74 @@ spec:
         .unwrap()
         .contains("consecutiveErrors (2) > consecutiveErrorLimit (1)"));
 }
+
+const STARTERS: [&str; 3] = [
+    "analysis-templates/istio-success-rate.yaml",
+    "analysis-templates/istio-p99-latency.yaml",
+    "analysis-templates/error-budget-burn-rate.yaml",
+];
+
+/// `cargo test --test analyze_prometheus -- --ignored` re-records the example snapshots in
+/// `examples/analyze/` from this scenario Prometheus.
+#[test]
+#[ignore = "rewrites examples/analyze/"]
+fn record_example_snapshots() {
+    for (service, code) in [("healthy", 0), ("regressed", 1)] {
+        let out = common::project_path(&format!("examples/analyze/{service}.jsonl"));
+        let mut args: Vec<String> = STARTERS
+            .iter()
+            .map(|t| common::project_path(t).display().to_string())
+            .collect();
+        for a in [
+            "--arg",
+            &format!("service={service}"),
+            "--arg",
+            "namespace=prod",
+            "--prometheus",
+            &prometheus().url,
+            "--once",
+            "-o",
+            "json",
+            "--record",
+            out.to_str().unwrap(),
+        ] {
+            args.push(a.to_string());
+        }
+        let refs: Vec<&str> = std::iter::once("analyze")
+            .chain(args.iter().map(String::as_str))
+            .collect();
+        let (got, report, stderr) = canary(&refs);
+        assert_eq!(got, code, "{service}: {stderr} {report:#}");
+    }
+}
+
+/// The committed example snapshots still replay to the phases the README shows.
+#[test]
+fn example_snapshots_replay() {
+    for (service, code) in [("healthy", 0), ("regressed", 1)] {
+        let snap = common::project_path(&format!("examples/analyze/{service}.jsonl"));
+        let mut args: Vec<String> = vec!["analyze".into()];
+        args.extend(
+            STARTERS
+                .iter()
+                .map(|t| common::project_path(t).display().to_string()),
+        );
+        for a in [
+            "--arg",
+            &format!("service={service}"),
+            "--arg",
+            "namespace=prod",
+            "--source",
+            &format!("snapshot:{}", snap.display()),
+            "--once",
+            "-o",
+            "json",
+        ] {
+            args.push(a.to_string());
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (got, report, stderr) = canary(&refs);
+        assert_eq!(got, code, "{service}: {stderr} {report:#}");
+        assert_eq!(report["metrics"].as_array().unwrap().len(), 3);
+    }
+}

@@ -1,7 +1,7 @@
 //! The committed schema (`schemas/analysis-template.schema.json`) is Argo's CRD schema.
 //!
-//! It is the `openAPIV3Schema` of `../shared/schemas/analysis-template-crd.yaml` with
-//! descriptions stripped. Run with `CANARY_BLESS=1` to regenerate it after the upstream copy
+//! It is the `openAPIV3Schema` of `../shared/schemas/analysis-template-crd.yaml` reduced by
+//! `schema::for_validation` (descriptions and the Job provider's pod spec dropped). Run with `CANARY_BLESS=1` to regenerate it after the upstream copy
 //! changes.
 
 use std::path::Path;
@@ -18,7 +18,7 @@ fn crd_schema(file: &str) -> serde_json::Value {
         .value
         .pointer("/spec/versions/0/schema/openAPIV3Schema")
         .expect("CRD has an openAPIV3Schema");
-    schema::strip_descriptions(s)
+    schema::for_validation(s)
 }
 
 #[test]

@@ -10,6 +10,9 @@ mod jsonpath;
 
 pub use jsonpath::{JsonPath, JsonPathError};
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
 use expr::{Context, Environment, Program, Value};
 
 use crate::analysis::Phase;
@@ -20,17 +23,36 @@ use crate::analysis::Phase;
 pub struct ConditionError(pub String);
 
 /// Compile an expression (syntax check only; names are resolved when it runs).
+///
+/// Compiled programs are cached by their text: a template's conditions are compiled when it is
+/// validated and reused by every measurement (parsing costs tens of microseconds, more than
+/// evaluating).
 pub fn compile(expression: &str) -> Result<Program, ConditionError> {
-    expr::compile(expression).map_err(|e| ConditionError(one_line(&e.to_string())))
+    static CACHE: OnceLock<Mutex<HashMap<String, Program>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(p) = cache
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(expression)
+    {
+        return Ok(p.clone());
+    }
+    let program =
+        expr::compile(expression).map_err(|e| ConditionError(one_line(&e.to_string())))?;
+    let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if map.len() >= 4096 {
+        map.clear();
+    }
+    map.insert(expression.to_string(), program.clone());
+    Ok(program)
 }
 
 /// Evaluate one condition against a measurement result.
 pub fn eval_condition(expression: &str, result: &Value) -> Result<bool, ConditionError> {
     let program = compile(expression)?;
-    let env = environment(result.clone());
     let mut ctx = Context::default();
     ctx.insert("result", result.clone());
-    match env.run(&program, &ctx) {
+    match environment().run(&program, &ctx) {
         Ok(Value::Bool(b)) => Ok(b),
         Ok(other) => Err(ConditionError(format!(
             "expected bool, but got {}",
@@ -81,8 +103,7 @@ pub fn evaluate(result: &Value, success: &str, failure: &str) -> Result<Phase, C
 /// Evaluate a `rangeQuery.start`/`end` expression such as `now() - duration("10m")`.
 pub fn eval_time(expression: &str) -> Result<chrono::DateTime<chrono::Utc>, ConditionError> {
     let program = compile(expression)?;
-    let env = environment(Value::Nil);
-    match env.run(&program, &Context::default()) {
+    match environment().run(&program, &Context::default()) {
         Ok(Value::DateTime(t)) => Ok(t.to_utc()),
         Ok(other) => Err(ConditionError(format!(
             "expected time.Time, but got {}",
@@ -92,7 +113,18 @@ pub fn eval_time(expression: &str) -> Result<chrono::DateTime<chrono::Utc>, Cond
     }
 }
 
-fn environment(result: Value) -> Environment<'static> {
+/// The functions Argo puts in a condition's environment, built once.
+fn environment() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(build_environment)
+}
+
+/// Argo's `isNil` and `default` ignore their argument and look at the measurement's result.
+fn whole_result(ctx: &dyn expr::ContextProvider) -> Value {
+    ctx.get("result").cloned().unwrap_or(Value::Nil)
+}
+
+fn build_environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.add_function("asInt", |c| {
         let v = one_arg(&c.args, "asInt")?;
@@ -132,22 +164,22 @@ fn environment(result: Value) -> Environment<'static> {
     env.add_function("isInf", |c| {
         Ok(Value::Bool(float_arg(&c.args, "isInf")?.is_infinite()))
     });
-    let nil = matches!(result, Value::Nil);
-    env.add_function("isNil", move |c| {
+    env.add_function("isNil", |c| {
         one_arg(&c.args, "isNil")?;
-        Ok(Value::Bool(nil))
+        Ok(Value::Bool(matches!(whole_result(c.ctx), Value::Nil)))
     });
-    env.add_function("default", move |c| {
+    env.add_function("default", |c| {
         if c.args.len() != 2 {
             return Err(expr::Error::ExprError(format!(
                 "default() takes 2 arguments, got {}",
                 c.args.len()
             )));
         }
+        let result = whole_result(c.ctx);
         Ok(if matches!(result, Value::Nil) {
             c.args[1].clone()
         } else {
-            result.clone()
+            result
         })
     });
     env

@@ -10,7 +10,7 @@ mod value;
 pub mod web;
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 pub use error::Error;
 pub use prometheus::{Answer, PromQuery, Prometheus, PrometheusConfig, Range};
@@ -23,10 +23,23 @@ use snapshot::{Recorder, Replay, SnapshotError};
 enum Backend {
     Live {
         prometheus: Prometheus,
-        web: reqwest::Client,
-        web_insecure: reqwest::Client,
+        web: OnceLock<reqwest::Client>,
+        web_insecure: OnceLock<reqwest::Client>,
     },
     Replay(Replay),
+}
+
+/// The web provider's HTTP client, built on first use.
+fn web_client(cell: &OnceLock<reqwest::Client>, insecure: bool) -> Result<reqwest::Client, Error> {
+    if let Some(c) = cell.get() {
+        return Ok(c.clone());
+    }
+    let c = reqwest::Client::builder()
+        .danger_accept_invalid_certs(insecure)
+        .user_agent(concat!("canary-engine/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
+    Ok(cell.get_or_init(|| c).clone())
 }
 
 /// The metric sources of one run (cheap to clone).
@@ -39,18 +52,11 @@ pub struct Sources {
 impl Sources {
     /// Live sources: Prometheus with the given defaults, and plain HTTP for web metrics.
     pub fn live(config: PrometheusConfig) -> Result<Self, Error> {
-        let client = |insecure: bool| {
-            reqwest::Client::builder()
-                .danger_accept_invalid_certs(insecure)
-                .user_agent(concat!("canary-engine/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .map_err(|e| Error::Config(format!("HTTP client: {e}")))
-        };
         Ok(Sources {
             backend: Arc::new(Backend::Live {
                 prometheus: Prometheus::new(config)?,
-                web: client(false)?,
-                web_insecure: client(true)?,
+                web: OnceLock::new(),
+                web_insecure: OnceLock::new(),
             }),
             recorder: None,
         })
@@ -94,7 +100,10 @@ impl Sources {
         let outcome = match &*self.backend {
             Backend::Live {
                 web, web_insecure, ..
-            } => web::call(if r.insecure { web_insecure } else { web }, r).await,
+            } => match web_client(if r.insecure { web_insecure } else { web }, r.insecure) {
+                Ok(client) => web::call(&client, r).await,
+                Err(e) => Err(e),
+            },
             Backend::Replay(rep) => rep.web(r),
         };
         if let Some(rec) = &self.recorder {

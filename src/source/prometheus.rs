@@ -4,6 +4,7 @@
 //! its type — connection refused, timeout, an HTTP status from a proxy, a Prometheus
 //! `errorType`, an unreadable body — and so that Prometheus' warnings are not lost.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -90,11 +91,14 @@ pub struct Answer {
 }
 
 /// A Prometheus client with the engine's defaults.
-#[derive(Debug, Clone)]
+///
+/// The HTTP clients are built on first use: building one loads the system's trust roots,
+/// which costs milliseconds a replayed or failed run should not pay.
+#[derive(Debug)]
 pub struct Prometheus {
     config: PrometheusConfig,
-    verified: reqwest::Client,
-    unverified: reqwest::Client,
+    verified: OnceLock<reqwest::Client>,
+    unverified: OnceLock<reqwest::Client>,
 }
 
 #[derive(Deserialize)]
@@ -111,28 +115,44 @@ struct Envelope {
 }
 
 impl Prometheus {
-    /// Build the HTTP clients.
+    /// Check the configuration; the HTTP clients are built when first needed.
     pub fn new(config: PrometheusConfig) -> Result<Self, Error> {
-        let build = |insecure: bool| {
-            let mut b = reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(10))
-                .user_agent(concat!("canary-engine/", env!("CARGO_PKG_VERSION")));
-            if let Some(pem) = &config.ca_pem {
-                let cert = reqwest::Certificate::from_pem(pem)
-                    .map_err(|e| Error::Config(format!("CA certificate: {e}")))?;
-                b = b.add_root_certificate(cert);
-            }
-            if insecure {
-                b = b.danger_accept_invalid_certs(true);
-            }
-            b.build()
-                .map_err(|e| Error::Config(format!("HTTP client: {e}")))
-        };
+        if let Some(pem) = &config.ca_pem {
+            reqwest::Certificate::from_pem(pem)
+                .map_err(|e| Error::Config(format!("CA certificate: {e}")))?;
+        }
         Ok(Prometheus {
-            verified: build(config.insecure)?,
-            unverified: build(true)?,
             config,
+            verified: OnceLock::new(),
+            unverified: OnceLock::new(),
         })
+    }
+
+    fn client(&self, insecure: bool) -> Result<reqwest::Client, Error> {
+        let insecure = insecure || self.config.insecure;
+        let cell = if insecure {
+            &self.unverified
+        } else {
+            &self.verified
+        };
+        if let Some(c) = cell.get() {
+            return Ok(c.clone());
+        }
+        let mut b = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("canary-engine/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = &self.config.ca_pem {
+            let cert = reqwest::Certificate::from_pem(pem)
+                .map_err(|e| Error::Config(format!("CA certificate: {e}")))?;
+            b = b.add_root_certificate(cert);
+        }
+        if insecure {
+            b = b.danger_accept_invalid_certs(true);
+        }
+        let c = b
+            .build()
+            .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
+        Ok(cell.get_or_init(|| c).clone())
     }
 
     /// The default address, if configured.
@@ -154,11 +174,7 @@ impl Prometheus {
                         .into(),
                 )
             })?;
-        let http = if q.insecure {
-            self.unverified.clone()
-        } else {
-            self.verified.clone()
-        };
+        let http = self.client(q.insecure)?;
         let client = Client::from(http, address)
             .map_err(|e| Error::Config(format!("prometheus address {address:?}: {e}")))?;
         let headers = self.headers(q)?;

@@ -6,7 +6,7 @@
 //! the line of every node under its JSON pointer (`/spec/metrics/0/count`). Any later error —
 //! a wrong type, a schema violation, an Argo rule — can then name the line it is about.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use saphyr::{LoadableYamlNode, MarkedYamlOwned, ScalarOwned, YamlDataOwned};
 use serde_json::{Map, Number, Value};
@@ -17,7 +17,7 @@ pub struct Document {
     /// The document's content as JSON.
     pub value: Value,
     /// 1-based source line of every node, keyed by JSON pointer (`""` is the root).
-    lines: BTreeMap<String, usize>,
+    lines: HashMap<String, usize>,
 }
 
 impl Document {
@@ -62,8 +62,8 @@ pub fn load_documents(text: &str) -> Result<Vec<Document>, SyntaxError> {
     })?;
     let mut docs = Vec::with_capacity(nodes.len());
     for node in &nodes {
-        let mut lines = BTreeMap::new();
-        let value = convert(node, String::new(), &mut lines)?;
+        let mut lines = HashMap::new();
+        let value = convert(node, String::new(), None, &mut lines)?;
         if value.is_null() {
             continue;
         }
@@ -73,29 +73,35 @@ pub fn load_documents(text: &str) -> Result<Vec<Document>, SyntaxError> {
 }
 
 /// Escape one JSON-pointer token (RFC 6901).
-pub fn pointer_token(key: &str) -> String {
-    key.replace('~', "~0").replace('/', "~1")
+pub fn pointer_token(key: &str) -> std::borrow::Cow<'_, str> {
+    if key.contains(['~', '/']) {
+        key.replace('~', "~0").replace('/', "~1").into()
+    } else {
+        key.into()
+    }
 }
 
+/// Convert one node; `key_line` is the line of the mapping key holding it, which is where a
+/// reader looks for a field (the value may start on a later line).
 fn convert(
     node: &MarkedYamlOwned,
     pointer: String,
-    lines: &mut BTreeMap<String, usize>,
+    key_line: Option<usize>,
+    lines: &mut HashMap<String, usize>,
 ) -> Result<Value, SyntaxError> {
     let line = node.span.start.line();
-    lines.insert(pointer.clone(), line);
     let bad = |message: String| SyntaxError {
         line,
         column: node.span.start.col() + 1,
         message,
     };
-    Ok(match &node.data {
+    let value = match &node.data {
         YamlDataOwned::Value(scalar) => scalar_to_json(scalar),
         YamlDataOwned::Representation(text, _, _) => Value::String(text.clone()),
         YamlDataOwned::Sequence(items) => {
             let mut out = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
-                out.push(convert(item, format!("{pointer}/{i}"), lines)?);
+                out.push(convert(item, format!("{pointer}/{i}"), None, lines)?);
             }
             Value::Array(out)
         }
@@ -118,15 +124,13 @@ fn convert(
                     });
                 }
                 let child = format!("{pointer}/{}", pointer_token(&key));
-                let value = convert(v, child.clone(), lines)?;
-                // A field's line is its key's line: that is where a reader looks.
-                lines.insert(child, k.span.start.line());
+                let value = convert(v, child, Some(k.span.start.line()), lines)?;
                 out.insert(key, value);
             }
             Value::Object(out)
         }
         YamlDataOwned::Tagged(tag, inner) => {
-            let value = convert(inner, pointer, lines)?;
+            let value = convert(inner, pointer.clone(), key_line, lines)?;
             if tag.suffix == "str" {
                 match value {
                     Value::String(_) => value,
@@ -139,7 +143,9 @@ fn convert(
         }
         YamlDataOwned::Alias(_) => return Err(bad("unresolved YAML alias".into())),
         YamlDataOwned::BadValue => return Err(bad("invalid YAML value".into())),
-    })
+    };
+    lines.insert(pointer, key_line.unwrap_or(line));
+    Ok(value)
 }
 
 fn scalar_to_json(scalar: &ScalarOwned) -> Value {
