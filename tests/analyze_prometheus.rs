@@ -299,3 +299,53 @@ fn example_snapshots_replay() {
         assert_eq!(report["metrics"].as_array().unwrap().len(), 3);
     }
 }
+
+#[test]
+fn range_queries_flatten_every_sample_of_every_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("t.yaml");
+    std::fs::write(
+        &t,
+        r#"apiVersion: argoproj.io/v1alpha1
+kind: ClusterAnalysisTemplate
+metadata: {name: range}
+spec:
+  args: [{name: service}]
+  metrics:
+  - name: per-code-rate
+    successCondition: len(result) == 12 && all(result, {# > 0})
+    provider:
+      prometheus:
+        rangeQuery:
+          start: 'now() - duration("5m")'
+          end: now()
+          step: 1m
+        query: sum by (response_code) (rate(istio_requests_total{destination_service_name="{{args.service}}"}[2m]))
+"#,
+    )
+    .unwrap();
+    let (code, r, stderr) = canary(&[
+        "analyze",
+        t.to_str().unwrap(),
+        "--arg",
+        "service=regressed",
+        "--prometheus",
+        &prometheus().url,
+        "-o",
+        "json",
+    ]);
+    // Two series (200 and 503) × six steps (now-5m … now), flattened into one list.
+    assert_eq!(code, 0, "{stderr} {r:#}");
+    let v: Vec<f64> = serde_json::from_str(&last_value(&r)).unwrap();
+    assert_eq!(v.len(), 12, "{v:?}");
+    let (ok, bad): (Vec<f64>, Vec<f64>) = (v[..6].to_vec(), v[6..].to_vec());
+    let (ok, bad) = if ok[0] < bad[0] { (bad, ok) } else { (ok, bad) };
+    assert!(
+        ok.iter().all(|x| (x - 60.0).abs() < 1e-9),
+        "900 per 15 s is 60/s: {ok:?}"
+    );
+    assert!(
+        bad.iter().all(|x| (x - 100.0 / 15.0).abs() < 1e-9),
+        "{bad:?}"
+    );
+}

@@ -11,7 +11,8 @@ use super::CliError;
 /// How to reach Prometheus (or Thanos, Mimir, Cortex).
 #[derive(Debug, Clone, Args)]
 pub struct PrometheusArgs {
-    /// Prometheus base URL, used by metrics that set no `address`.
+    /// Prometheus base URL, used by metrics that set no `address` (falls back to Argo's
+    /// ARGO_ROLLOUTS_PROMETHEUS_ADDRESS).
     #[arg(long = "prometheus", env = "CANARY_PROMETHEUS_URL", value_name = "URL")]
     pub url: Option<String>,
     /// File holding a bearer token sent with every query.
@@ -74,14 +75,21 @@ impl PrometheusArgs {
                     .to_string(),
             ),
         };
-        if let Some(u) = &self.url {
+        // Argo's controller reads its default address from this variable; honour it too, so
+        // a pipeline configured for Argo needs nothing more.
+        let url = self
+            .url
+            .clone()
+            .or_else(|| std::env::var("ARGO_ROLLOUTS_PROMETHEUS_ADDRESS").ok())
+            .filter(|u| !u.is_empty());
+        if let Some(u) = &url {
             match url::Url::parse(u) {
                 Ok(parsed) if parsed.has_host() => {}
                 _ => return Err(CliError::usage(format!("--prometheus {u:?} is not a URL"))),
             }
         }
         Ok(PrometheusConfig {
-            url: self.url.clone(),
+            url,
             bearer_token,
             basic_auth,
             headers,
