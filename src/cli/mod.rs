@@ -5,6 +5,7 @@ pub mod analyze;
 pub mod judge;
 mod judge_table;
 pub mod prometheus_args;
+pub mod serve;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -48,6 +49,9 @@ pub enum Command {
     /// Run Argo Rollouts AnalysisTemplates against Prometheus (or a recorded snapshot) with
     /// Argo's semantics; exit 0 Successful, 1 Failed, 2 Inconclusive, 3 Error.
     Analyze(Box<analyze::AnalyzeArgs>),
+    /// Serve judgements over HTTP for Argo Rollouts' web metric provider (Judge specs,
+    /// canary vs baseline statistics, SLO burn rate).
+    Serve(Box<serve::ServeArgs>),
 }
 
 /// An error a command reports: a one-line message and the exit code.
@@ -83,6 +87,7 @@ pub fn run() -> ExitCode {
     let result = match cli.command {
         Command::Judge(args) => judge::run(&args),
         Command::Analyze(args) => analyze::run(&args),
+        Command::Serve(args) => serve::run(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

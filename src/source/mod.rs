@@ -3,7 +3,9 @@
 //! [`Sources`] is what the analysis loop talks to. It answers Prometheus queries and web calls
 //! live, or from a snapshot file, and can record everything it answers to a new snapshot.
 
+pub mod cache;
 mod error;
+pub mod metrics;
 pub mod prometheus;
 pub mod snapshot;
 mod value;
@@ -29,6 +31,27 @@ enum Backend {
     Replay(Replay),
 }
 
+/// Everything that makes two queries the same question.
+fn cache_key(q: &PromQuery) -> String {
+    let range = q.range.as_ref().map(|r| {
+        format!(
+            "{}..{}/{}",
+            r.start.timestamp_millis(),
+            r.end.timestamp_millis(),
+            r.step.as_millis()
+        )
+    });
+    format!(
+        "{}\u{0}{}\u{0}{:?}\u{0}{:?}\u{0}{:?}\u{0}{}",
+        q.query,
+        q.address.as_deref().unwrap_or(""),
+        range,
+        q.time.map(|t| t.timestamp_millis()),
+        q.headers,
+        q.insecure
+    )
+}
+
 /// The web provider's HTTP client, built on first use.
 fn web_client(cell: &OnceLock<reqwest::Client>, insecure: bool) -> Result<reqwest::Client, Error> {
     if let Some(c) = cell.get() {
@@ -47,6 +70,8 @@ fn web_client(cell: &OnceLock<reqwest::Client>, insecure: bool) -> Result<reqwes
 pub struct Sources {
     backend: Arc<Backend>,
     recorder: Option<Arc<Recorder>>,
+    cache: Option<Arc<cache::QueryCache>>,
+    metrics: Option<metrics::SourceMetrics>,
 }
 
 impl Sources {
@@ -59,7 +84,21 @@ impl Sources {
                 web_insecure: OnceLock::new(),
             }),
             recorder: None,
+            cache: None,
+            metrics: None,
         })
+    }
+
+    /// Coalesce identical concurrent Prometheus queries and keep answers for `ttl`.
+    pub fn with_cache(mut self, ttl: std::time::Duration) -> Self {
+        self.cache = Some(Arc::new(cache::QueryCache::new(ttl)));
+        self
+    }
+
+    /// Count queries, errors and cache outcomes in these metrics.
+    pub fn with_metrics(mut self, m: metrics::SourceMetrics) -> Self {
+        self.metrics = Some(m);
+        self
     }
 
     /// Sources answering from a snapshot file.
@@ -67,6 +106,8 @@ impl Sources {
         Ok(Sources {
             backend: Arc::new(Backend::Replay(Replay::load(path)?)),
             recorder: None,
+            cache: None,
+            metrics: None,
         })
     }
 
@@ -81,12 +122,30 @@ impl Sources {
         matches!(*self.backend, Backend::Replay(_))
     }
 
-    /// Run a Prometheus query.
+    /// Run a Prometheus query (through the cache, when there is one).
     pub async fn prometheus(&self, q: &PromQuery) -> Result<Answer, Error> {
+        match &self.cache {
+            Some(cache) => {
+                cache
+                    .get_or_fetch(cache_key(q), self.fetch(q), self.metrics.as_ref())
+                    .await
+            }
+            None => self.fetch(q).await,
+        }
+    }
+
+    async fn fetch(&self, q: &PromQuery) -> Result<Answer, Error> {
+        let started = std::time::Instant::now();
         let outcome = match &*self.backend {
             Backend::Live { prometheus, .. } => prometheus.query(q).await,
             Backend::Replay(r) => r.prometheus(q),
         };
+        if let Some(m) = &self.metrics {
+            m.observe(
+                started.elapsed().as_secs_f64(),
+                outcome.as_ref().err().map(Error::kind),
+            );
+        }
         if let Some(rec) = &self.recorder {
             if let Err(e) = rec.prometheus(q, &outcome) {
                 tracing::warn!(error = %e, "could not write to the snapshot file");

@@ -126,6 +126,20 @@ pub fn substitute(
     args: &BTreeMap<String, String>,
     syntax: Syntax,
 ) -> Result<String, ArgError> {
+    substitute_with(
+        text,
+        &|tag| tag.strip_prefix("args.").and_then(|n| args.get(n)).cloned(),
+        syntax,
+    )
+}
+
+/// Replace every `{{ TAG }}` in `text` by `lookup(TAG)`, escaping values for `syntax`; a tag
+/// the lookup does not know is an error.
+pub fn substitute_with(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    syntax: Syntax,
+) -> Result<String, ArgError> {
     if !text.contains("{{") {
         return Ok(text.to_string());
     }
@@ -140,11 +154,8 @@ pub fn substitute(
             return Err(ArgError::Unterminated(after.chars().take(30).collect()));
         };
         let tag = after[2..close].trim();
-        let value = tag
-            .strip_prefix("args.")
-            .and_then(|name| args.get(name))
-            .ok_or_else(|| ArgError::Unresolved(after[2..close].to_string()))?;
-        out.push_str(&escape(value, lexer.state, tag)?);
+        let value = lookup(tag).ok_or_else(|| ArgError::Unresolved(after[2..close].to_string()))?;
+        out.push_str(&escape(&value, lexer.state, tag)?);
         rest = &after[close + 2..];
     }
     out.push_str(rest);

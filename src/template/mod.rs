@@ -7,6 +7,7 @@
 
 pub mod argo;
 pub mod args;
+pub mod judge_spec;
 pub mod schema;
 pub mod validate;
 pub mod yaml;
@@ -422,7 +423,7 @@ pub fn dotted(pointer: &str) -> String {
     out
 }
 
-fn json_pointer_of(path: &serde_path_to_error::Path) -> String {
+pub(crate) fn json_pointer_of(path: &serde_path_to_error::Path) -> String {
     use serde_path_to_error::Segment;
     let mut out = String::new();
     for seg in path.iter() {

@@ -1,0 +1,164 @@
+//! `canary serve`: the judge service Argo Rollouts calls as a web metric provider.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::prometheus_args::PrometheusArgs;
+use super::CliError;
+use crate::server::{self, specs::JudgeStore, AppState, Settings};
+use crate::source::{metrics::SourceMetrics, Sources};
+
+/// Serve judgements over HTTP for Argo Rollouts' web metric provider:
+/// POST /api/v1/judge {"judge": NAME, "args": {...}} → {"verdict": "pass|marginal|fail|inconclusive", ...}.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one; the bound address is logged).
+    #[arg(
+        long,
+        env = "CANARY_LISTEN",
+        default_value = "0.0.0.0:8080",
+        value_name = "ADDR"
+    )]
+    pub listen: String,
+    /// Directory of Judge specs (YAML, `kind: Judge`; other kinds are skipped). Reloaded when
+    /// files change and on SIGHUP; a broken file keeps its last good version serving.
+    #[arg(long, env = "CANARY_JUDGES", value_name = "DIR")]
+    pub judges: Option<PathBuf>,
+    /// File holding the bearer token the API requires (else CANARY_TOKEN; neither: no auth).
+    #[arg(long, env = "CANARY_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Accept inline Judge specs in request bodies (off by default).
+    #[arg(long, env = "CANARY_ALLOW_INLINE")]
+    pub allow_inline: bool,
+    /// Answer within this, or give up with 504 (keep it under Argo's web timeout, 10 s by default).
+    #[arg(long, env = "CANARY_DEADLINE", default_value = "8s", value_parser = humantime::parse_duration)]
+    pub deadline: Duration,
+    /// Largest request body accepted (bytes); larger gets 413.
+    #[arg(long, env = "CANARY_MAX_BODY_BYTES", default_value_t = 65536)]
+    pub max_body_bytes: usize,
+    /// Judgements running at once; more get 503 with Retry-After.
+    #[arg(long, env = "CANARY_MAX_CONCURRENT", default_value_t = 256)]
+    pub max_concurrent: usize,
+    /// Keep Prometheus answers this long; identical concurrent queries always share one answer.
+    #[arg(long, env = "CANARY_CACHE_TTL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub cache_ttl: Duration,
+    /// How often to look for changed Judge spec files.
+    #[arg(long, env = "CANARY_RELOAD_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub reload_interval: Duration,
+    /// Results kept in memory for GET /api/v1/analyses/{id} and /reports/{id}.
+    #[arg(long, env = "CANARY_KEEP_RESULTS", default_value_t = 1000)]
+    pub keep_results: usize,
+    #[command(flatten)]
+    pub prometheus: PrometheusArgs,
+}
+
+fn token(a: &ServeArgs) -> Result<Option<String>, CliError> {
+    if let Some(p) = &a.token_file {
+        let t = std::fs::read_to_string(p).map_err(|e| {
+            CliError::usage(format!("cannot read --token-file {}: {e}", p.display()))
+        })?;
+        let t = t.trim().to_string();
+        if t.is_empty() {
+            return Err(CliError::usage(format!(
+                "--token-file {} is empty",
+                p.display()
+            )));
+        }
+        return Ok(Some(t));
+    }
+    Ok(std::env::var("CANARY_TOKEN")
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty()))
+}
+
+/// Run the server until SIGTERM or Ctrl-C, then drain in-flight requests.
+pub fn run(a: &ServeArgs) -> Result<u8, CliError> {
+    let config = a.prometheus.config()?;
+    if config.url.is_none() {
+        return Err(CliError::usage(
+            "set --prometheus (or CANARY_PROMETHEUS_URL): the server never takes an address from a request",
+        ));
+    }
+    if let Some(dir) = &a.judges {
+        if !dir.is_dir() {
+            return Err(CliError::usage(format!(
+                "--judges {} is not a directory",
+                dir.display()
+            )));
+        }
+    }
+    let settings = Settings {
+        allow_inline: a.allow_inline,
+        deadline: a.deadline,
+        token: token(a)?,
+        max_body_bytes: a.max_body_bytes,
+        max_concurrent: a.max_concurrent,
+        keep_results: a.keep_results,
+    };
+    let sources = Sources::live(config).map_err(|e| CliError::usage(e.to_string()))?;
+    let ttl = a.cache_ttl;
+    let store = JudgeStore::new(a.judges.clone());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::usage(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async {
+        let state = AppState::new(
+            settings,
+            |registry| {
+                sources
+                    .with_cache(ttl)
+                    .with_metrics(SourceMetrics::register(registry))
+            },
+            store,
+        );
+        state.reload();
+        for b in state.store().broken() {
+            tracing::warn!(file = %b.file, error = %b.error, "judge spec not loaded");
+        }
+        let listener = tokio::net::TcpListener::bind(&a.listen)
+            .await
+            .map_err(|e| CliError::usage(format!("cannot listen on {}: {e}", a.listen)))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| CliError::usage(e.to_string()))?;
+        eprintln!(
+            "canary serve listening on {addr} ({} judges)",
+            state.store().names().len()
+        );
+        server::spawn_reloader(state.clone(), a.reload_interval);
+        server::serve(listener, state, shutdown_signal())
+            .await
+            .map_err(|e| CliError {
+                message: format!("server failed: {e}"),
+                code: 3,
+            })?;
+        eprintln!("canary serve: drained, exiting");
+        Ok(0)
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down: draining in-flight requests");
+}

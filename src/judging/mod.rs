@@ -1,0 +1,303 @@
+//! Running a Judge spec: render its queries, fetch them, judge each metric, check the SLOs,
+//! score, and combine into one verdict with its reasons.
+//!
+//! The window is aligned to the step (its end is the last whole step before now), so the
+//! same judgement asked by many rollouts at once issues identical queries — which the
+//! source's coalescing cache answers once.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::future::join_all;
+use serde::Serialize;
+
+use crate::judge::classify::{classify, MetricData, MetricJudgement};
+use crate::judge::score::{score, Scored, Verdict};
+use crate::slo::{self, SloOutcome, SloResult, WindowCounts};
+use crate::source::{self, PromQuery, QueryValue, Range, Sources};
+use crate::stats::counts::Counts;
+use crate::stats::sequential::Interval;
+use crate::template::args::ArgError;
+use crate::template::judge_spec::{JudgeSpec, MetricSource};
+
+/// Why a judgement could not be made (as opposed to a verdict of `inconclusive`).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum JudgeError {
+    /// The request's args do not fit the spec.
+    #[error("{0}")]
+    Args(#[from] ArgError),
+    /// A query failed: the judgement is an error, never a pass.
+    #[error("query failed: {0}")]
+    Source(#[from] source::Error),
+}
+
+/// One metric's result, with the data it was judged on.
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricOutcome {
+    /// Metric name.
+    pub name: String,
+    /// Scoring group.
+    pub group: String,
+    /// The judgement (classification, reasons, statistics).
+    #[serde(flatten)]
+    pub judgement: MetricJudgement,
+    /// Canary points `(unix seconds, value)` (series metrics).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub canary_points: Vec<(f64, f64)>,
+    /// Baseline points.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub baseline_points: Vec<(f64, f64)>,
+}
+
+/// A whole judgement.
+#[derive(Debug, Clone, Serialize)]
+pub struct Judgement {
+    /// Judge spec name.
+    pub judge: String,
+    /// `pass | marginal | fail | inconclusive`.
+    pub verdict: Verdict,
+    /// 0–100 from the metrics' group scores.
+    pub score: f64,
+    /// Why, with numbers: the scorer's, then each SLO's.
+    pub reasons: Vec<String>,
+    /// Every metric.
+    pub metrics: Vec<MetricOutcome>,
+    /// Every SLO.
+    pub slos: Vec<SloResult>,
+    /// Start of the judged window (RFC 3339).
+    pub window_start: String,
+    /// End of the judged window (RFC 3339).
+    pub window_end: String,
+    /// Args as resolved.
+    pub args: BTreeMap<String, String>,
+}
+
+/// Options of a judgement.
+#[derive(Debug, Clone, Copy)]
+pub struct JudgeOptions {
+    /// Per-query timeout.
+    pub query_timeout: Duration,
+}
+
+impl Default for JudgeOptions {
+    fn default() -> Self {
+        JudgeOptions {
+            query_timeout: Duration::from_secs(8),
+        }
+    }
+}
+
+/// The window a judgement at `now` looks at: `[end − window, end]`, `end` floored to the step.
+pub fn window(spec: &JudgeSpec, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    let step = spec.step.as_secs().max(1) as i64;
+    let end_s = now.timestamp() - now.timestamp().rem_euclid(step);
+    let end = DateTime::from_timestamp(end_s, 0).unwrap_or(now);
+    let start = end - chrono::Duration::from_std(spec.window).unwrap_or_default();
+    (start, end)
+}
+
+/// Run `spec` with `args` against `sources`, as of `now`.
+pub async fn run(
+    spec: &JudgeSpec,
+    args: &BTreeMap<String, String>,
+    sources: &Sources,
+    now: DateTime<Utc>,
+    options: JudgeOptions,
+) -> Result<Judgement, JudgeError> {
+    let values = spec.resolve_args(args)?;
+    let rendered = spec.render(&values)?;
+    let (start, end) = window(spec, now);
+    let range = |q: &str| {
+        let mut p = PromQuery::instant(q.to_string());
+        p.timeout = options.query_timeout;
+        p.range = Some(Range {
+            start,
+            end,
+            step: spec.step,
+        });
+        p
+    };
+    let instant = |q: &str| {
+        let mut p = PromQuery::instant(q.to_string());
+        p.timeout = options.query_timeout;
+        p.time = Some(end);
+        p
+    };
+
+    // Every query of the judgement, fetched concurrently.
+    let mut queries: Vec<PromQuery> = Vec::new();
+    for (canary, baseline) in &rendered.metrics {
+        queries.extend(canary.iter().chain(baseline).map(|q| range(q)));
+    }
+    let first_slo_query = queries.len();
+    for rules in &rendered.slos {
+        for ((le, lt), (se, st)) in rules {
+            queries.extend([le, lt, se, st].into_iter().map(|q| instant(q)));
+        }
+    }
+    let answers = join_all(queries.iter().map(|q| sources.prometheus(q))).await;
+    let mut values_of: Vec<QueryValue> = Vec::with_capacity(answers.len());
+    for a in answers {
+        values_of.push(a?.value);
+    }
+
+    let mut next = values_of.iter();
+    let mut metrics = Vec::new();
+    for m in &spec.metrics {
+        let outcome = match &m.source {
+            MetricSource::Series(_) => {
+                let c = points(next.next());
+                let b = points(next.next());
+                let data = MetricData {
+                    canary: Some(c.iter().map(|p| p.1).collect()),
+                    baseline: Some(b.iter().map(|p| p.1).collect()),
+                    intervals: None,
+                };
+                MetricOutcome {
+                    name: m.name.clone(),
+                    group: m.group.clone(),
+                    judgement: classify(&m.config, &data),
+                    canary_points: c,
+                    baseline_points: b,
+                }
+            }
+            MetricSource::Counts { .. } => {
+                let (cb, ct, bb, bt) = (next.next(), next.next(), next.next(), next.next());
+                let intervals = intervals(&points(cb), &points(ct), &points(bb), &points(bt));
+                let data = MetricData {
+                    canary: None,
+                    baseline: None,
+                    intervals: Some(intervals),
+                };
+                MetricOutcome {
+                    name: m.name.clone(),
+                    group: m.group.clone(),
+                    judgement: classify(&m.config, &data),
+                    canary_points: Vec::new(),
+                    baseline_points: Vec::new(),
+                }
+            }
+        };
+        metrics.push(outcome);
+    }
+    debug_assert_eq!(values_of.len() - next.len(), first_slo_query);
+
+    let mut slos = Vec::new();
+    for s in &spec.slos {
+        let mut counts = Vec::new();
+        for _ in &s.windows {
+            let mut w = || {
+                let bad = scalar(next.next());
+                let total = scalar(next.next());
+                // No error series at all means no errors, when there was traffic.
+                let bad = if bad.is_nan() && total.is_finite() {
+                    0.0
+                } else {
+                    bad
+                };
+                WindowCounts { bad, total }
+            };
+            let long = w();
+            let short = w();
+            counts.push((long, short));
+        }
+        slos.push(slo::evaluate(s, &counts));
+    }
+
+    let scored: Vec<Scored> = spec
+        .metrics
+        .iter()
+        .zip(&metrics)
+        .map(|(m, o)| Scored {
+            name: m.name.clone(),
+            group: m.group.clone(),
+            classification: o.judgement.classification,
+            critical: o.judgement.critical,
+            must_have_data: m.config.must_have_data,
+        })
+        .collect();
+    let (mut verdict, score_value, mut reasons) = if scored.is_empty() {
+        (Verdict::Pass, 100.0, Vec::new())
+    } else {
+        let s = score(&spec.scoring, &scored);
+        (s.verdict, s.score, s.reasons)
+    };
+    for s in &slos {
+        reasons.extend(s.reasons.iter().cloned());
+        verdict = match (verdict, s.outcome) {
+            (_, SloOutcome::Fail) | (Verdict::Fail, _) => Verdict::Fail,
+            (_, SloOutcome::Inconclusive) => Verdict::Inconclusive,
+            (v, SloOutcome::Pass) => v,
+        };
+    }
+    Ok(Judgement {
+        judge: spec.name.clone(),
+        verdict,
+        score: score_value,
+        reasons,
+        metrics,
+        slos,
+        window_start: start.to_rfc3339(),
+        window_end: end.to_rfc3339(),
+        args: values,
+    })
+}
+
+/// All `(time, value)` points of a result, series after series.
+fn points(v: Option<&QueryValue>) -> Vec<(f64, f64)> {
+    match v {
+        Some(QueryValue::Scalar { time, value }) => vec![(*time, *value)],
+        Some(QueryValue::Vector(s)) | Some(QueryValue::Matrix(s)) => {
+            s.iter().flat_map(|s| s.samples.iter().copied()).collect()
+        }
+        None => Vec::new(),
+    }
+}
+
+/// The single number of an instant query (NaN when it returned nothing).
+fn scalar(v: Option<&QueryValue>) -> f64 {
+    points(v).first().map(|p| p.1).unwrap_or(f64::NAN)
+}
+
+/// Per-step counts of both variants, on the steps where both have a total. A missing bad
+/// series at a step means no bad events (error counters often do not exist until the first
+/// error).
+fn intervals(
+    canary_bad: &[(f64, f64)],
+    canary_total: &[(f64, f64)],
+    baseline_bad: &[(f64, f64)],
+    baseline_total: &[(f64, f64)],
+) -> Vec<Interval> {
+    let key = |t: f64| (t * 1000.0).round() as i64;
+    let index = |pts: &[(f64, f64)]| -> BTreeMap<i64, f64> {
+        let mut m = BTreeMap::new();
+        for (t, v) in pts {
+            if v.is_finite() {
+                *m.entry(key(*t)).or_insert(0.0) += v;
+            }
+        }
+        m
+    };
+    let (cb, ct, bb, bt) = (
+        index(canary_bad),
+        index(canary_total),
+        index(baseline_bad),
+        index(baseline_total),
+    );
+    ct.iter()
+        .filter_map(|(t, c_total)| {
+            let b_total = bt.get(t)?;
+            Some(Interval {
+                canary: Counts {
+                    bad: cb.get(t).copied().unwrap_or(0.0).min(*c_total),
+                    total: *c_total,
+                },
+                baseline: Counts {
+                    bad: bb.get(t).copied().unwrap_or(0.0).min(*b_total),
+                    total: *b_total,
+                },
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,522 @@
+//! `canary serve`: the judge as an HTTP service, for Argo Rollouts' web metric provider.
+//!
+//! Routes (contract in ARCHITECTURE.md): `POST /api/v1/judge`, `GET /api/v1/analyses/{id}`,
+//! `GET /reports/{id}`, `GET /healthz`, `GET /readyz`, `GET /metrics`. Infrastructure failures
+//! are HTTP errors (502/503/504) so Argo records an Error measurement — never a pass.
+
+pub mod error;
+pub mod metrics;
+pub mod report;
+pub mod specs;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use prometheus_client::registry::Registry;
+use serde_json::{json, Value};
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+
+use self::error::AppError;
+use self::metrics::{RouteLabels, ServerMetrics, VerdictLabels};
+use self::specs::JudgeStore;
+use crate::judging::{self, JudgeOptions, Judgement};
+use crate::source::{PromQuery, Sources};
+use crate::template::judge_spec;
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Accept inline specs in request bodies.
+    pub allow_inline: bool,
+    /// Answer (or give up with 504) within this.
+    pub deadline: Duration,
+    /// Bearer token required on the API, if set.
+    pub token: Option<String>,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Judgements running at once; more get 503.
+    pub max_concurrent: usize,
+    /// Results kept for `GET /api/v1/analyses/{id}`.
+    pub keep_results: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            allow_inline: false,
+            deadline: Duration::from_secs(8),
+            token: None,
+            max_body_bytes: 64 * 1024,
+            max_concurrent: 256,
+            keep_results: 1000,
+        }
+    }
+}
+
+/// Everything the handlers share, built once at start-up.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: Settings,
+    sources: Sources,
+    store: JudgeStore,
+    metrics: ServerMetrics,
+    registry: Registry,
+    results: Mutex<Results>,
+    permits: Arc<Semaphore>,
+    ready: Mutex<Option<(Instant, Result<(), String>)>>,
+}
+
+#[derive(Default)]
+struct Results {
+    order: VecDeque<String>,
+    by_id: HashMap<String, Arc<(Value, Judgement)>>,
+}
+
+impl AppState {
+    /// Build the state: sources get the coalescing cache's metrics registered here.
+    pub fn new(
+        settings: Settings,
+        sources: impl FnOnce(&mut Registry) -> Sources,
+        store: JudgeStore,
+    ) -> Self {
+        let mut registry = Registry::default();
+        let metrics = ServerMetrics::register(&mut registry);
+        let sources = sources(&mut registry);
+        let permits = Arc::new(Semaphore::new(settings.max_concurrent.max(1)));
+        AppState {
+            inner: Arc::new(Inner {
+                settings,
+                sources,
+                store,
+                metrics,
+                registry,
+                results: Mutex::new(Results::default()),
+                permits,
+                ready: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// The judge specs.
+    pub fn store(&self) -> &JudgeStore {
+        &self.inner.store
+    }
+
+    /// Reload specs and account for failures.
+    pub fn reload(&self) {
+        let r = self.inner.store.reload();
+        if r.failed > 0 {
+            self.inner.metrics.reload_failures.inc_by(r.failed as u64);
+        }
+        self.inner
+            .metrics
+            .broken_specs
+            .set(self.inner.store.broken().len() as i64);
+    }
+}
+
+/// The router (tests drive it directly or over TCP).
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/api/v1/judge", post(judge))
+        .route("/api/v1/analyses/{id}", get(analysis))
+        .route("/api/v1/judges", get(judges))
+        .route("/reports/{id}", get(report_page))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth));
+    Router::new()
+        .merge(api)
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(DefaultBodyLimit::max(state.inner.settings.max_body_bytes))
+        .with_state(state)
+}
+
+/// Serve on `listener` until `shutdown` resolves, then finish the requests in flight.
+pub async fn serve<F>(listener: TcpListener, state: AppState, shutdown: F) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Reload specs every `interval` and on SIGHUP, until the process ends.
+pub fn spawn_reloader(state: AppState, interval: Duration) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            #[cfg(unix)]
+            {
+                let hup_signal = async {
+                    match hup.as_mut() {
+                        Some(h) => {
+                            h.recv().await;
+                        }
+                        None => std::future::pending::<()>().await,
+                    }
+                };
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = hup_signal => { tracing::info!("SIGHUP: reloading judge specs"); }
+                }
+            }
+            #[cfg(not(unix))]
+            tick.tick().await;
+            state.reload();
+        }
+    });
+}
+
+/// Count every request by route and status; log it with a request id.
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let span = tracing::info_span!("request", request_id = %request_id, route = %route);
+    let started = Instant::now();
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    let status = resp.status().as_u16();
+    state
+        .inner
+        .metrics
+        .requests
+        .get_or_create(&RouteLabels {
+            route: route.clone(),
+            status,
+        })
+        .inc();
+    span.in_scope(|| {
+        tracing::info!(
+            status,
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "handled"
+        );
+    });
+    if let Ok(v) = request_id.parse() {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+/// Bearer-token check (constant-time) when a token is configured.
+async fn auth(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    req: Request,
+    next: Next,
+) -> Result<Response, AppError> {
+    if let Some(token) = &state.inner.settings.token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let ok: bool = given.as_bytes().ct_eq(token.as_bytes()).into();
+        if !ok {
+            return Err(AppError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing or wrong bearer token",
+            ));
+        }
+    }
+    Ok(next.run(req).await)
+}
+
+async fn judge(
+    State(state): State<AppState>,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, AppError> {
+    use axum::extract::rejection::JsonRejection;
+    let Json(body) = body.map_err(|e| match e {
+        JsonRejection::BytesRejection(b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            AppError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!(
+                    "request body over {} bytes",
+                    state.inner.settings.max_body_bytes
+                ),
+            )
+        }
+        JsonRejection::MissingJsonContentType(_) => AppError::bad_request(
+            "bad_request",
+            "send the body as JSON with Content-Type: application/json",
+            None,
+        ),
+        other => AppError::bad_request("bad_json", other.body_text(), None),
+    })?;
+    let inner = &state.inner;
+    let spec = match body.get("judge") {
+        Some(Value::String(name)) => inner.store.get(name).ok_or_else(|| {
+            AppError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_judge",
+                format!(
+                    "no judge named {name:?} (loaded: {})",
+                    inner.store.names().join(", ")
+                ),
+            )
+        })?,
+        Some(inline @ Value::Object(_)) => {
+            if !inner.settings.allow_inline {
+                return Err(AppError::bad_request(
+                    "inline_disabled",
+                    "inline judge specs are off; start the server with --allow-inline or name a loaded judge",
+                    Some("judge"),
+                ));
+            }
+            let spec = judge_spec::from_json(inline).map_err(|e| {
+                let field = match e.first().and_then(|f| f.field.clone()) {
+                    Some(f) => format!("judge.{f}"),
+                    None => "judge".to_string(),
+                };
+                let message = e
+                    .iter()
+                    .map(|e| match &e.field {
+                        Some(f) => format!("{f}: {}", e.message),
+                        None => e.message.clone(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                AppError::bad_request("bad_spec", message, Some(&field))
+            })?;
+            Arc::new(spec)
+        }
+        _ => {
+            return Err(AppError::bad_request(
+                "bad_request",
+                "`judge` must be a judge name or an inline spec",
+                Some("judge"),
+            ))
+        }
+    };
+    let args: BTreeMap<String, String> = match body.get("args") {
+        None | Some(Value::Null) => BTreeMap::new(),
+        Some(Value::Object(m)) => {
+            let mut out = BTreeMap::new();
+            for (k, v) in m {
+                let s = match v {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    Value::Bool(b) => b.to_string(),
+                    _ => {
+                        return Err(AppError::bad_request(
+                            "bad_args",
+                            "arg values must be strings, numbers or booleans",
+                            Some(&format!("args.{k}")),
+                        ))
+                    }
+                };
+                out.insert(k.clone(), s);
+            }
+            out
+        }
+        Some(_) => {
+            return Err(AppError::bad_request(
+                "bad_args",
+                "`args` must be an object",
+                Some("args"),
+            ))
+        }
+    };
+    if let Some(extra) = body
+        .as_object()
+        .and_then(|o| o.keys().find(|k| *k != "judge" && *k != "args"))
+    {
+        return Err(AppError::bad_request(
+            "bad_request",
+            format!("unknown field {extra:?}"),
+            Some(extra),
+        ));
+    }
+
+    let Ok(_permit) = inner.permits.clone().try_acquire_owned() else {
+        inner.metrics.overloaded.inc();
+        return Err(AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            format!(
+                "{} judgements already running; retry shortly",
+                inner.settings.max_concurrent
+            ),
+        ));
+    };
+    let started = Instant::now();
+    let deadline = inner.settings.deadline;
+    let options = JudgeOptions {
+        query_timeout: deadline,
+    };
+    let run = judging::run(&spec, &args, &inner.sources, chrono::Utc::now(), options);
+    let judgement = match tokio::time::timeout(deadline, run).await {
+        Err(_) => {
+            return Err(AppError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "deadline_exceeded",
+                format!(
+                    "no judgement within the {} ms deadline",
+                    deadline.as_millis()
+                ),
+            ))
+        }
+        Ok(r) => r?,
+    };
+    inner
+        .metrics
+        .judge_duration
+        .observe(started.elapsed().as_secs_f64());
+    let verdict = serde_json::to_value(judgement.verdict).unwrap_or(Value::Null);
+    inner
+        .metrics
+        .verdicts
+        .get_or_create(&VerdictLabels {
+            judge: judgement.judge.clone(),
+            verdict: verdict.as_str().unwrap_or_default().to_string(),
+        })
+        .inc();
+    let id = uuid::Uuid::new_v4().to_string();
+    let doc = json!({
+        "id": id,
+        "verdict": verdict,
+        "score": judgement.score,
+        "reasons": judgement.reasons,
+        "metrics": judgement.metrics,
+        "slos": judgement.slos,
+        "report": format!("/reports/{id}"),
+        "judge": judgement.judge,
+        "window": {"start": judgement.window_start, "end": judgement.window_end},
+        "args": judgement.args,
+    });
+    tracing::info!(judge = %judgement.judge, verdict = %verdict, id = %id, "judged");
+    {
+        let mut r = inner.results.lock().unwrap_or_else(|p| p.into_inner());
+        r.by_id
+            .insert(id.clone(), Arc::new((doc.clone(), judgement)));
+        r.order.push_back(id);
+        while r.order.len() > inner.settings.keep_results.max(1) {
+            if let Some(old) = r.order.pop_front() {
+                r.by_id.remove(&old);
+            }
+        }
+    }
+    Ok(Json(doc).into_response())
+}
+
+fn stored(state: &AppState, id: &str) -> Result<Arc<(Value, Judgement)>, AppError> {
+    state
+        .inner
+        .results
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .by_id
+        .get(id)
+        .cloned()
+        .ok_or_else(|| {
+            AppError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_analysis",
+                format!("no analysis {id:?} (results are kept in memory, most recent first)"),
+            )
+        })
+}
+
+async fn analysis(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    Ok(Json(stored(&state, &id)?.0.clone()))
+}
+
+async fn report_page(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Html<String>, AppError> {
+    let s = stored(&state, &id)?;
+    Ok(Html(report::html(&id, &s.1)))
+}
+
+async fn judges(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({"judges": state.inner.store.names(), "broken": state.inner.store.broken()}))
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    let inner = &state.inner;
+    let cached = inner
+        .ready
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+        .filter(|(at, _)| at.elapsed() < Duration::from_secs(5));
+    let prometheus = match cached {
+        Some((_, r)) => r,
+        None => {
+            let mut q = PromQuery::instant("vector(1)");
+            q.timeout = Duration::from_secs(2);
+            let r = inner
+                .sources
+                .prometheus(&q)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            *inner.ready.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some((Instant::now(), r.clone()));
+            r
+        }
+    };
+    let body = json!({
+        "prometheus": match &prometheus { Ok(()) => "ok".to_string(), Err(e) => e.clone() },
+        "judges": inner.store.names(),
+        "broken": inner.store.broken(),
+    });
+    let status = if prometheus.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    let mut out = String::new();
+    match prometheus_client::encoding::text::encode(&mut out, &state.inner.registry) {
+        Ok(()) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            out,
+        )
+            .into_response(),
+        Err(e) => AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "metrics", e.to_string())
+            .into_response(),
+    }
+}

@@ -1,0 +1,717 @@
+//! Judge specs: the canary-vs-baseline comparisons and SLO gates Argo cannot express.
+//!
+//! ```yaml
+//! kind: Judge
+//! name: http-golden-signals
+//! args: [service, namespace, canary_hash, stable_hash]     # or {name: x, default: y}
+//! variants:                          # optional; this is the default
+//!   canary:   {hash: "{{args.canary_hash}}"}
+//!   baseline: {hash: "{{args.stable_hash}}"}
+//! window: 10m                        # how far back each query looks
+//! step: 30s                          # range-query resolution: one sample per step
+//! metrics:
+//!   - name: p99-latency
+//!     group: latency
+//!     query: histogram_quantile(0.99, sum by (le) (rate(x_bucket{pod_hash="{{variant.hash}}"}[1m])))
+//!     direction: increase            # every `canary judge` field is allowed here
+//!     effect: {allowed_increase: 1.1, critical_increase: 1.5}
+//!     critical: true
+//!   - name: errors
+//!     counts: {bad: 'sum(increase(errors{pod_hash="{{variant.hash}}"}[{{step}}]))',
+//!              total: 'sum(increase(requests{pod_hash="{{variant.hash}}"}[{{step}}]))'}
+//! slos:
+//!   - name: availability
+//!     objective: 99.9
+//!     error_query: sum(increase(requests{code=~"5.."}[{{window}}]))
+//!     total_query: sum(increase(requests[{{window}}]))
+//! scoring: {groups: {latency: 50, errors: 50}, pass: 95, marginal: 75}
+//! ```
+//!
+//! Queries may use `{{args.NAME}}`, `{{variant.KEY}}` (a key of both variants, or `name`:
+//! `canary`/`baseline`), `{{step}}` and, in SLO queries, `{{window}}`. Values are escaped for
+//! PromQL where they land, as for Argo templates.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::argo::parse_duration;
+use super::args::{self, ArgError, Syntax};
+use super::yaml::{self, Document};
+use super::{dotted, TemplateError};
+use crate::judge::config::MetricConfig;
+use crate::judge::score::ScoringConfig;
+
+/// A loaded, validated Judge spec.
+#[derive(Debug, Clone)]
+pub struct JudgeSpec {
+    /// Name requests use.
+    pub name: String,
+    /// What it is for.
+    pub description: String,
+    /// File it came from (`inline` for a request body).
+    pub file: String,
+    /// Declared args with defaults.
+    pub args: Vec<(String, Option<String>)>,
+    /// Label values per variant (`canary`, `baseline`).
+    pub variants: BTreeMap<String, BTreeMap<String, String>>,
+    /// How far back queries look.
+    pub window: Duration,
+    /// Range-query resolution.
+    pub step: Duration,
+    /// Compared metrics.
+    pub metrics: Vec<JudgeMetric>,
+    /// SLO burn-rate gates.
+    pub slos: Vec<Slo>,
+    /// Group weights and verdict thresholds.
+    pub scoring: ScoringConfig,
+}
+
+/// What a metric compares.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetricSource {
+    /// One value per step per variant (range query), compared by rank test.
+    Series(String),
+    /// Bad and total events per step per variant, compared by the count tests.
+    Counts {
+        /// Bad-event query.
+        bad: String,
+        /// All-event query.
+        total: String,
+    },
+}
+
+/// One compared metric.
+#[derive(Debug, Clone)]
+pub struct JudgeMetric {
+    /// Name.
+    pub name: String,
+    /// Scoring group (default: the metric's name).
+    pub group: String,
+    /// Queries.
+    pub source: MetricSource,
+    /// How it is judged.
+    pub config: MetricConfig,
+}
+
+/// Which traffic an SLO watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SloScope {
+    /// The whole service (queries must not use `{{variant.*}}`).
+    Service,
+    /// The canary's own traffic (queries rendered for the canary variant).
+    Canary,
+}
+
+/// One multiwindow burn-rate rule.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BurnWindow {
+    /// Long window (is the burn significant?).
+    #[serde(with = "humantime_serde_str")]
+    pub long: Duration,
+    /// Short window (is it still happening?).
+    #[serde(with = "humantime_serde_str")]
+    pub short: Duration,
+    /// Burn-rate factor both windows must exceed.
+    pub burn_rate: f64,
+}
+
+/// An SLO gate.
+#[derive(Debug, Clone)]
+pub struct Slo {
+    /// Name.
+    pub name: String,
+    /// Objective as a ratio (0.999).
+    pub objective: f64,
+    /// Bad events over `{{window}}`.
+    pub error_query: String,
+    /// All events over `{{window}}`.
+    pub total_query: String,
+    /// Whose traffic.
+    pub scope: SloScope,
+    /// Burn-rate rules; any one tripping fails.
+    pub windows: Vec<BurnWindow>,
+    /// Fewer events than this in a window → that window is inconclusive.
+    pub min_events: f64,
+    /// …unless at least this many events were bad and the burn exceeds the factor: a hard
+    /// outage on a quiet service still fails.
+    pub min_bad_events: f64,
+    /// SLO period the budget is defined over (default 30 days).
+    pub period: Duration,
+}
+
+mod humantime_serde_str {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpec {
+    #[serde(rename = "kind")]
+    _kind: String,
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    args: Vec<RawArg>,
+    #[serde(default)]
+    variants: Option<BTreeMap<String, BTreeMap<String, String>>>,
+    #[serde(default = "default_window")]
+    window: String,
+    #[serde(default = "default_step")]
+    step: String,
+    #[serde(default)]
+    metrics: Vec<RawMetric>,
+    #[serde(default)]
+    slos: Vec<RawSlo>,
+    #[serde(default)]
+    scoring: ScoringConfig,
+}
+
+fn default_window() -> String {
+    "10m".into()
+}
+fn default_step() -> String {
+    "30s".into()
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawArg {
+    Name(String),
+    Full {
+        name: String,
+        #[serde(default)]
+        default: Option<String>,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetric {
+    name: String,
+    #[serde(default)]
+    group: Option<String>,
+    #[serde(default)]
+    query: Option<String>,
+    #[serde(default)]
+    counts: Option<RawCounts>,
+    #[serde(default)]
+    config: MetricConfig,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCounts {
+    bad: String,
+    total: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSlo {
+    name: String,
+    objective: f64,
+    error_query: String,
+    total_query: String,
+    #[serde(default = "default_scope")]
+    scope: SloScope,
+    #[serde(default)]
+    windows: Option<Vec<RawWindow>>,
+    #[serde(default = "default_min_events")]
+    min_events: f64,
+    #[serde(default = "default_min_bad")]
+    min_bad_events: f64,
+    #[serde(default = "default_period")]
+    period: String,
+}
+
+fn default_scope() -> SloScope {
+    SloScope::Service
+}
+fn default_min_events() -> f64 {
+    100.0
+}
+fn default_min_bad() -> f64 {
+    10.0
+}
+fn default_period() -> String {
+    "30d".into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWindow {
+    long: String,
+    short: String,
+    burn_rate: f64,
+}
+
+/// The SRE Workbook's defaults for a 30-day objective: 1h/5m at 14.4× and 6h/30m at 6×.
+pub fn default_windows() -> Vec<BurnWindow> {
+    vec![
+        BurnWindow {
+            long: Duration::from_secs(3600),
+            short: Duration::from_secs(300),
+            burn_rate: 14.4,
+        },
+        BurnWindow {
+            long: Duration::from_secs(6 * 3600),
+            short: Duration::from_secs(1800),
+            burn_rate: 6.0,
+        },
+    ]
+}
+
+/// Keys of a metric entry that are not `canary judge` configuration.
+const METRIC_KEYS: [&str; 4] = ["name", "group", "query", "counts"];
+
+/// Parse every `kind: Judge` document of a YAML text.
+pub fn parse_str(file: &str, text: &str) -> Result<Vec<JudgeSpec>, Vec<TemplateError>> {
+    let docs = yaml::load_documents(text).map_err(|e| {
+        vec![TemplateError {
+            file: file.into(),
+            line: Some(e.line),
+            metric: None,
+            field: None,
+            message: format!("YAML syntax error at column {}: {}", e.column, e.message),
+        }]
+    })?;
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for doc in docs {
+        match parse_document(file, &doc) {
+            Ok(s) => out.push(s),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Parse a Judge spec given as JSON (an inline spec in a request body).
+pub fn from_json(value: &Value) -> Result<JudgeSpec, Vec<TemplateError>> {
+    let text = serde_json::to_string(value).unwrap_or_default();
+    let docs = yaml::load_documents(&text).map_err(|e| {
+        vec![TemplateError {
+            file: "inline".into(),
+            line: None,
+            metric: None,
+            field: None,
+            message: e.message,
+        }]
+    })?;
+    match docs.first() {
+        Some(d) => parse_document("inline", d),
+        None => Err(vec![TemplateError {
+            file: "inline".into(),
+            line: None,
+            metric: None,
+            field: None,
+            message: "empty spec".into(),
+        }]),
+    }
+}
+
+fn parse_document(file: &str, doc: &Document) -> Result<JudgeSpec, Vec<TemplateError>> {
+    let metric_name = |pointer: &str| -> Option<String> {
+        let rest = pointer.strip_prefix("/metrics/")?;
+        let i = rest.split('/').next()?;
+        doc.value
+            .pointer(&format!("/metrics/{i}/name"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let err = |pointer: &str, message: String| TemplateError {
+        file: file.into(),
+        line: doc.line_of(pointer),
+        metric: metric_name(pointer),
+        field: Some(dotted(pointer)).filter(|f| !f.is_empty()),
+        message,
+    };
+    match doc.value.get("kind").and_then(Value::as_str) {
+        Some("Judge") => {}
+        other => {
+            return Err(vec![TemplateError {
+                line: doc.line_of("/kind").or(Some(doc.start_line())),
+                ..err("/kind", format!("expected kind: Judge, found {other:?}"))
+            }])
+        }
+    }
+    // Move each metric's judge configuration under `config`, so unknown keys are still errors.
+    let mut shaped = doc.value.clone();
+    if let Some(ms) = shaped.get_mut("metrics").and_then(Value::as_array_mut) {
+        for m in ms.iter_mut() {
+            if let Value::Object(obj) = m {
+                let mut config = serde_json::Map::new();
+                let keys: Vec<String> = obj
+                    .keys()
+                    .filter(|k| !METRIC_KEYS.contains(&k.as_str()))
+                    .cloned()
+                    .collect();
+                for k in keys {
+                    if let Some(v) = obj.remove(&k) {
+                        config.insert(k, v);
+                    }
+                }
+                obj.insert("config".into(), Value::Object(config));
+            }
+        }
+    }
+    let raw: RawSpec = serde_path_to_error::deserialize(shaped).map_err(|e| {
+        let pointer = super::json_pointer_of(e.path()).replace("/config", "");
+        vec![err(&pointer, e.inner().to_string())]
+    })?;
+    let mut errors = Vec::new();
+    let duration =
+        |errors: &mut Vec<TemplateError>, pointer: &str, text: &str| match parse_duration(text) {
+            Ok(d) if !d.is_zero() => Some(d),
+            Ok(_) => {
+                errors.push(err(pointer, "must be longer than 0".into()));
+                None
+            }
+            Err(e) => {
+                errors.push(err(pointer, e));
+                None
+            }
+        };
+    let window = duration(&mut errors, "/window", &raw.window);
+    let step = duration(&mut errors, "/step", &raw.step);
+    let args: Vec<(String, Option<String>)> = raw
+        .args
+        .into_iter()
+        .map(|a| match a {
+            RawArg::Name(n) => (n, None),
+            RawArg::Full { name, default } => (name, default),
+        })
+        .collect();
+    let variants = raw.variants.unwrap_or_else(|| {
+        BTreeMap::from([
+            (
+                "canary".to_string(),
+                BTreeMap::from([("hash".to_string(), "{{args.canary_hash}}".to_string())]),
+            ),
+            (
+                "baseline".to_string(),
+                BTreeMap::from([("hash".to_string(), "{{args.stable_hash}}".to_string())]),
+            ),
+        ])
+    });
+    let keys_of = |v: &str| {
+        variants
+            .get(v)
+            .map(|m| m.keys().cloned().collect::<Vec<_>>())
+    };
+    if keys_of("canary").is_none() || keys_of("baseline").is_none() || variants.len() != 2 {
+        errors.push(err(
+            "/variants",
+            "variants must be exactly `canary` and `baseline`".into(),
+        ));
+    } else if keys_of("canary") != keys_of("baseline") {
+        errors.push(err(
+            "/variants",
+            "canary and baseline must define the same keys".into(),
+        ));
+    }
+    let mut metrics = Vec::new();
+    for (i, m) in raw.metrics.into_iter().enumerate() {
+        let base = format!("/metrics/{i}");
+        if metrics.iter().any(|x: &JudgeMetric| x.name == m.name) {
+            errors.push(err(
+                &format!("{base}/name"),
+                format!("duplicate name {:?}", m.name),
+            ));
+        }
+        if let Err(e) = m.config.validate() {
+            errors.push(err(
+                &format!("{base}/{}", e.field.replace('.', "/")),
+                e.message,
+            ));
+        }
+        let source = match (m.query, m.counts) {
+            (Some(q), None) => MetricSource::Series(q),
+            (None, Some(c)) => MetricSource::Counts {
+                bad: c.bad,
+                total: c.total,
+            },
+            _ => {
+                errors.push(err(&base, "set exactly one of `query` or `counts`".into()));
+                continue;
+            }
+        };
+        metrics.push(JudgeMetric {
+            group: m.group.unwrap_or_else(|| m.name.clone()),
+            name: m.name,
+            source,
+            config: m.config,
+        });
+    }
+    let mut slos = Vec::new();
+    for (i, s) in raw.slos.into_iter().enumerate() {
+        let base = format!("/slos/{i}");
+        let objective = if s.objective > 1.0 && s.objective < 100.0 {
+            s.objective / 100.0
+        } else {
+            s.objective
+        };
+        if !(objective > 0.0 && objective < 1.0) {
+            errors.push(err(
+                &format!("{base}/objective"),
+                "must be a ratio in (0, 1) or a percentage in (1, 100)".into(),
+            ));
+        }
+        let mut windows = Vec::new();
+        match s.windows {
+            None => windows = default_windows(),
+            Some(ws) => {
+                for (j, w) in ws.into_iter().enumerate() {
+                    let wp = format!("{base}/windows/{j}");
+                    let long = duration(&mut errors, &format!("{wp}/long"), &w.long);
+                    let short = duration(&mut errors, &format!("{wp}/short"), &w.short);
+                    if !(w.burn_rate.is_finite() && w.burn_rate > 0.0) {
+                        errors.push(err(&format!("{wp}/burn_rate"), "must be > 0".into()));
+                    }
+                    if let (Some(long), Some(short)) = (long, short) {
+                        if short >= long {
+                            errors.push(err(&wp, "short must be shorter than long".into()));
+                        }
+                        windows.push(BurnWindow {
+                            long,
+                            short,
+                            burn_rate: w.burn_rate,
+                        });
+                    }
+                }
+            }
+        }
+        let period = duration(&mut errors, &format!("{base}/period"), &s.period);
+        slos.push(Slo {
+            name: s.name,
+            objective,
+            error_query: s.error_query,
+            total_query: s.total_query,
+            scope: s.scope,
+            windows,
+            min_events: s.min_events,
+            min_bad_events: s.min_bad_events,
+            period: period.unwrap_or(Duration::from_secs(30 * 86400)),
+        });
+    }
+    if metrics.is_empty() && slos.is_empty() {
+        errors.push(err("", "a Judge needs at least one metric or SLO".into()));
+    }
+    if raw.scoring.marginal > raw.scoring.pass {
+        errors.push(err(
+            "/scoring/marginal",
+            "must not exceed scoring.pass".into(),
+        ));
+    }
+    if raw.name.trim().is_empty() {
+        errors.push(err("/name", "must not be empty".into()));
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let spec = JudgeSpec {
+        name: raw.name,
+        description: raw.description,
+        file: file.into(),
+        args,
+        variants,
+        window: window.unwrap_or_default(),
+        step: step.unwrap_or_default(),
+        metrics,
+        slos,
+        scoring: raw.scoring,
+    };
+    // Every placeholder must resolve: render once with placeholder values.
+    let dummy: BTreeMap<String, String> = spec
+        .args
+        .iter()
+        .map(|(n, _)| (n.clone(), "x".to_string()))
+        .collect();
+    let mut placeholder_errors = Vec::new();
+    let probe = spec.render_with(&dummy);
+    for (pointer, e) in probe.errors {
+        placeholder_errors.push(err(&pointer, e.to_string()));
+    }
+    if let Some(e) = raw_kind_check(&spec) {
+        placeholder_errors.push(err("", e));
+    }
+    if !placeholder_errors.is_empty() {
+        return Err(placeholder_errors);
+    }
+    Ok(spec)
+}
+
+fn raw_kind_check(spec: &JudgeSpec) -> Option<String> {
+    if spec.step > spec.window {
+        return Some("step must not be longer than window".into());
+    }
+    None
+}
+
+/// An SLO rule's four queries: (error, total) over the long window, then over the short one.
+pub type RuleQueries = ((String, String), (String, String));
+
+/// Label values of one variant, or why they could not be rendered.
+type VariantValues = Result<BTreeMap<String, String>, ArgError>;
+
+/// The queries of a spec with args substituted.
+#[derive(Debug, Clone, Default)]
+pub struct Rendered {
+    /// Per metric: (canary queries, baseline queries); one query for series, two (bad,
+    /// total) for counts.
+    pub metrics: Vec<(Vec<String>, Vec<String>)>,
+    /// Per SLO, per burn window: ((error, total) over long, (error, total) over short).
+    pub slos: Vec<Vec<RuleQueries>>,
+    errors: Vec<(String, ArgError)>,
+}
+
+impl JudgeSpec {
+    /// Resolve the args of a request: given values, else defaults; unknown names are errors.
+    pub fn resolve_args(
+        &self,
+        given: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, ArgError> {
+        let declared: Vec<super::argo::Argument> = self
+            .args
+            .iter()
+            .map(|(name, default)| super::argo::Argument {
+                name: name.clone(),
+                value: default.clone(),
+                value_from: None,
+            })
+            .collect();
+        args::resolve(&declared, given)
+    }
+
+    /// Render every query for resolved args.
+    pub fn render(&self, values: &BTreeMap<String, String>) -> Result<Rendered, ArgError> {
+        let r = self.render_with(values);
+        match r.errors.into_iter().next() {
+            Some((_, e)) => Err(e),
+            None => Ok(Rendered {
+                errors: Vec::new(),
+                ..r
+            }),
+        }
+    }
+
+    fn variant_values(
+        &self,
+        variant: &str,
+        values: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, ArgError> {
+        let mut out = BTreeMap::new();
+        out.insert("name".to_string(), variant.to_string());
+        if let Some(m) = self.variants.get(variant) {
+            for (k, v) in m {
+                out.insert(k.clone(), args::substitute(v, values, Syntax::Plain)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn render_with(&self, values: &BTreeMap<String, String>) -> Rendered {
+        let mut r = Rendered::default();
+        let step = format!("{}s", self.step.as_secs().max(1));
+        let variants: Vec<(&str, VariantValues)> = ["canary", "baseline"]
+            .iter()
+            .map(|v| (*v, self.variant_values(v, values)))
+            .collect();
+        let render = |q: &str,
+                      variant: Option<&BTreeMap<String, String>>,
+                      window: Option<&str>|
+         -> Result<String, ArgError> {
+            let lookup = |tag: &str| -> Option<String> {
+                if let Some(n) = tag.strip_prefix("args.") {
+                    return values.get(n).cloned();
+                }
+                if let Some(k) = tag.strip_prefix("variant.") {
+                    return variant.and_then(|v| v.get(k).cloned());
+                }
+                match tag {
+                    "step" => Some(step.clone()),
+                    "window" => window.map(str::to_string),
+                    _ => None,
+                }
+            };
+            args::substitute_with(q, &lookup, Syntax::PromQl)
+        };
+        for (i, m) in self.metrics.iter().enumerate() {
+            let queries: Vec<(&str, &str)> = match &m.source {
+                MetricSource::Series(q) => vec![("query", q.as_str())],
+                MetricSource::Counts { bad, total } => {
+                    vec![
+                        ("counts/bad", bad.as_str()),
+                        ("counts/total", total.as_str()),
+                    ]
+                }
+            };
+            let mut pair: (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
+            for (vi, (_, vals)) in variants.iter().enumerate() {
+                let vals = match vals {
+                    Ok(v) => v,
+                    Err(e) => {
+                        r.errors.push(("/variants".into(), e.clone()));
+                        continue;
+                    }
+                };
+                for (field, q) in &queries {
+                    match render(q, Some(vals), None) {
+                        Ok(s) => {
+                            if vi == 0 {
+                                pair.0.push(s)
+                            } else {
+                                pair.1.push(s)
+                            }
+                        }
+                        Err(e) => r.errors.push((format!("/metrics/{i}/{field}"), e)),
+                    }
+                }
+            }
+            r.metrics.push(pair);
+        }
+        for (i, s) in self.slos.iter().enumerate() {
+            let variant = match s.scope {
+                SloScope::Canary => variants[0].1.as_ref().ok(),
+                SloScope::Service => None,
+            };
+            let mut per_window = Vec::new();
+            for w in &s.windows {
+                let mut q = |field: &str, text: &str, d: Duration| {
+                    let window = format!("{}s", d.as_secs());
+                    render(text, variant, Some(&window)).unwrap_or_else(|e| {
+                        r.errors.push((format!("/slos/{i}/{field}"), e));
+                        String::new()
+                    })
+                };
+                let long = (
+                    q("error_query", &s.error_query, w.long),
+                    q("total_query", &s.total_query, w.long),
+                );
+                let short = (
+                    q("error_query", &s.error_query, w.short),
+                    q("total_query", &s.total_query, w.short),
+                );
+                per_window.push((long, short));
+            }
+            r.slos.push(per_window);
+        }
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests;
