@@ -33,4 +33,5 @@ pub fn rel_close(a: f64, b: f64, tol: f64) -> bool {
     (a - b).abs() <= tol * b.abs().max(f64::MIN_POSITIVE)
 }
 pub mod http;
+pub mod judge_data;
 pub mod prom;

@@ -1,0 +1,549 @@
+//! End to end over TCP: a real Prometheus with scenario data → `canary serve` →
+//! `canary analyze` running the shipped Argo web-provider template against it. The Argo
+//! phase must be right for every scenario; the HTTP contract is checked on the same server.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::judge_data::{judge_openmetrics, BASELINE, CANARY};
+use common::prom::Prometheus;
+use serde_json::{json, Value};
+
+const TOKEN: &str = "test-token-0123456789";
+
+/// A `canary serve` child process. It runs under `sh`, which sends it SIGTERM when our end of
+/// its stdin closes — on drop, or when the test process exits (the shared server lives in a
+/// static and is never dropped).
+pub struct Serve {
+    pub url: String,
+    _stdin: ChildStdin,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Serve {
+    /// Send a signal to the `canary serve` process (the child of the `sh` wrapper).
+    pub fn signal(&self, sig: &str) {
+        let out = Command::new("pgrep")
+            .args(["-P", &self.child.id().to_string()])
+            .output()
+            .unwrap();
+        let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(!pid.is_empty(), "canary serve process not found");
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &pid])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+}
+
+impl Serve {
+    pub fn start(prometheus_url: &str, extra: &[&str]) -> Serve {
+        let dir = tempfile::tempdir().unwrap();
+        let judges = dir.path().join("judges");
+        std::fs::create_dir(&judges).unwrap();
+        // The whole analysis-templates/ directory, as the chart mounts it: Argo templates
+        // are skipped, Judge specs loaded.
+        for entry in std::fs::read_dir(common::project_path("analysis-templates")).unwrap() {
+            let p = entry.unwrap().path();
+            if p.extension().is_some_and(|e| e == "yaml") {
+                std::fs::copy(&p, judges.join(p.file_name().unwrap())).unwrap();
+            }
+        }
+        Serve::start_in(dir, prometheus_url, extra)
+    }
+
+    /// Start with `dir/judges` as the judges directory.
+    pub fn start_in(dir: tempfile::TempDir, prometheus_url: &str, extra: &[&str]) -> Serve {
+        let judges = dir.path().join("judges");
+        let token = dir.path().join("token");
+        std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(r#""$@" </dev/null >/dev/null & p=$!; read _ ; kill $p; wait $p"#)
+            .arg("sh")
+            .arg(env!("CARGO_BIN_EXE_canary"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--prometheus",
+                prometheus_url,
+            ])
+            .arg("--judges")
+            .arg(&judges)
+            .arg("--token-file")
+            .arg(&token)
+            .args(extra)
+            .env("CANARY_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if stderr.read_line(&mut line).unwrap() == 0 {
+                panic!("canary serve exited before listening");
+            }
+            if let Some(rest) = line.trim().strip_prefix("canary serve listening on ") {
+                let addr = rest.split_whitespace().next().unwrap().to_string();
+                // Keep draining stderr so the child never blocks on a full pipe.
+                std::thread::spawn(move || for _ in stderr.lines() {});
+                return Serve {
+                    url: format!("http://{addr}"),
+                    _stdin: stdin,
+                    child,
+                    _dir: dir,
+                };
+            }
+        }
+    }
+}
+
+fn prometheus() -> &'static Prometheus {
+    static P: OnceLock<Prometheus> = OnceLock::new();
+    P.get_or_init(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        Prometheus::start(&judge_openmetrics(now))
+    })
+}
+
+fn server() -> &'static Serve {
+    static S: OnceLock<Serve> = OnceLock::new();
+    S.get_or_init(|| Serve::start(&prometheus().url, &[]))
+}
+
+/// Argo's view: run the shipped AnalysisTemplate with `canary analyze --once`.
+fn argo_phase(service: &str, engine_url: &str) -> (i32, Value) {
+    let template = common::project_path("analysis-templates/canary-engine-judge.yaml");
+    let out = Command::new(env!("CARGO_BIN_EXE_canary"))
+        .arg("analyze")
+        .arg(&template)
+        .args([
+            "--arg",
+            &format!("service={service}"),
+            "--arg",
+            "namespace=prod",
+        ])
+        .args([
+            "--arg",
+            &format!("canary-hash={CANARY}"),
+            "--arg",
+            &format!("stable-hash={BASELINE}"),
+        ])
+        .args([
+            "--arg",
+            &format!("canary-engine-url={engine_url}"),
+            "--arg",
+            &format!("token={TOKEN}"),
+        ])
+        .args(["--once", "-o", "json"])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("no report: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap(), report)
+}
+
+fn post(url: &str, body: &Value, token: Option<&str>) -> (u16, Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut req = reqwest::Client::new()
+            .post(format!("{url}/api/v1/judge"))
+            .json(body)
+            .timeout(Duration::from_secs(20));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let v = resp.json::<Value>().await.unwrap_or(Value::Null);
+        (status, v)
+    })
+}
+
+fn get(url: &str, token: Option<&str>) -> (u16, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut req = reqwest::Client::new().get(url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    })
+}
+
+fn judge_body(service: &str) -> Value {
+    json!({"judge": "istio-golden-signals", "args": {
+        "service": service, "namespace": "prod", "canary_hash": CANARY, "stable_hash": BASELINE}})
+}
+
+#[test]
+fn argo_phase_is_right_for_every_scenario() {
+    let s = server();
+    let cases = [
+        ("healthy", 0, "Successful", "\"pass\""),
+        ("errors", 1, "Failed", "\"fail\""),
+        ("tail", 1, "Failed", "\"fail\""),
+        ("burning", 1, "Failed", "\"fail\""),
+        ("quiet", 2, "Inconclusive", "\"inconclusive\""),
+        ("silent", 2, "Inconclusive", "\"inconclusive\""),
+    ];
+    for (service, code, phase, verdict) in cases {
+        let (got, report) = argo_phase(service, &s.url);
+        let m = &report["metrics"][0]["measurements"][0];
+        assert_eq!(
+            (
+                got,
+                report["phase"].as_str().unwrap(),
+                m["value"].as_str().unwrap_or("")
+            ),
+            (code, phase, verdict),
+            "{service}: {report:#}"
+        );
+    }
+}
+
+#[test]
+fn verdicts_carry_their_reasons() {
+    let s = server();
+    let (status, v) = post(&s.url, &judge_body("errors"), Some(TOKEN));
+    assert_eq!(status, 200, "{v:#}");
+    assert_eq!(v["verdict"], "fail");
+    let errors = v["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "error-ratio")
+        .unwrap();
+    assert_eq!(errors["classification"], "high", "{errors:#}");
+    assert!(v["slos"][0]["outcome"] == "fail", "{:#}", v["slos"]);
+    for key in ["id", "score", "reasons", "report", "window"] {
+        assert!(!v[key].is_null(), "{key} missing: {v:#}");
+    }
+
+    let (_, v) = post(&s.url, &judge_body("tail"), Some(TOKEN));
+    let by = |n: &str| {
+        v["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by("p99-latency")["classification"], "high", "{v:#}");
+    assert_eq!(by("p50-latency")["classification"], "pass", "{v:#}");
+    assert_eq!(v["slos"][0]["outcome"], "pass");
+
+    let (_, v) = post(&s.url, &judge_body("burning"), Some(TOKEN));
+    assert_eq!(v["verdict"], "fail");
+    assert!(
+        v["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["classification"] == "pass"),
+        "{v:#}"
+    );
+    let reason = v["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r.as_str().unwrap().starts_with("availability"))
+        .unwrap();
+    assert!(
+        reason.as_str().unwrap().contains("error budget is gone in"),
+        "{reason}"
+    );
+
+    // The stored analysis and its report page.
+    let id = v["id"].as_str().unwrap();
+    let (status, body) = get(&format!("{}/api/v1/analyses/{id}", s.url), Some(TOKEN));
+    assert_eq!(status, 200);
+    let stored: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(stored["verdict"], "fail");
+    let (status, html) = get(
+        &format!("{}{}", s.url, v["report"].as_str().unwrap()),
+        Some(TOKEN),
+    );
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("<span class=\"v\">fail</span>") && html.contains("availability"),
+        "{html}"
+    );
+}
+
+#[test]
+fn http_contract_errors() {
+    let s = server();
+    let (status, v) = post(&s.url, &judge_body("healthy"), None);
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    let (status, _) = post(&s.url, &judge_body("healthy"), Some("wrong-token"));
+    assert_eq!(status, 401);
+    let (status, v) = post(&s.url, &json!({"judge": "nope", "args": {}}), Some(TOKEN));
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (404, Some("unknown_judge")),
+        "{v}"
+    );
+    let (status, v) = post(
+        &s.url,
+        &json!({"judge": "istio-golden-signals", "args": {"service": "x"}}),
+        Some(TOKEN),
+    );
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["error"]["field"], "args.namespace", "{v}");
+    let (status, v) = post(
+        &s.url,
+        &json!({"judge": {"kind": "Judge"}, "args": {}}),
+        Some(TOKEN),
+    );
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (400, Some("inline_disabled")),
+        "{v}"
+    );
+    let big = json!({"judge": "istio-golden-signals", "args": {"service": "x".repeat(100_000)}});
+    let (status, v) = post(&s.url, &big, Some(TOKEN));
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (413, Some("body_too_large")),
+        "{v}"
+    );
+    // Not JSON at all.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (status, v) = rt.block_on(async {
+        let r = reqwest::Client::new()
+            .post(format!("{}/api/v1/judge", s.url))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    });
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (400, Some("bad_json")),
+        "{v}"
+    );
+    let (status, _) = get(&format!("{}/api/v1/analyses/unknown", s.url), Some(TOKEN));
+    assert_eq!(status, 404);
+    let (status, body) = get(&format!("{}/healthz", s.url), None);
+    assert_eq!((status, body.trim()), (200, "ok"));
+    let (status, body) = get(&format!("{}/readyz", s.url), None);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("istio-golden-signals"), "{body}");
+    let (status, body) = get(&format!("{}/metrics", s.url), None);
+    assert_eq!(status, 200);
+    assert!(body.contains("canary_http_requests_total"), "{body}");
+}
+
+#[test]
+fn identical_concurrent_judgements_share_one_set_of_queries() {
+    // A fresh server, so its counters start at zero.
+    let s = Serve::start(&prometheus().url, &[]);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = s.url.clone();
+    let verdicts: Vec<String> = rt.block_on(async {
+        let client = reqwest::Client::new();
+        let calls = (0..50).map(|_| {
+            let client = client.clone();
+            let url = url.clone();
+            async move {
+                let r = client
+                    .post(format!("{url}/api/v1/judge"))
+                    .bearer_auth(TOKEN)
+                    .json(&judge_body("healthy"))
+                    .send()
+                    .await
+                    .unwrap();
+                r.json::<Value>().await.unwrap()["verdict"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            }
+        });
+        futures_util::future::join_all(calls).await
+    });
+    assert!(verdicts.iter().all(|v| v == "pass"), "{verdicts:?}");
+    let (_, metrics) = get(&format!("{}/metrics", s.url), None);
+    let count = |kind: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("canary_prometheus_cache_total")
+                    && l.contains(&format!("kind=\"{kind}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    // 18 queries per judgement (3 series metrics × 2 variants, 1 count metric × 4, 2 SLO
+    // rules × 4). 50 judgements: at most two sets (if a 30 s step boundary fell in between).
+    let misses = count("miss");
+    assert!(
+        misses == 18.0 || misses == 36.0,
+        "misses {misses}\n{metrics}"
+    );
+    assert_eq!(
+        count("miss") + count("coalesced") + count("hit"),
+        50.0 * 18.0
+    );
+}
+
+#[test]
+fn prometheus_failures_are_http_errors_and_argo_errors() {
+    // Down.
+    let port = common::prom::free_port();
+    let down = Serve::start(&format!("http://127.0.0.1:{port}"), &[]);
+    let (status, v) = post(&down.url, &judge_body("healthy"), Some(TOKEN));
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (503, Some("prometheus_unreachable")),
+        "{v}"
+    );
+    let (code, report) = argo_phase("healthy", &down.url);
+    assert_eq!(
+        (code, report["phase"].as_str()),
+        (3, Some("Error")),
+        "{report:#}"
+    );
+    let (status, _) = get(&format!("{}/readyz", down.url), None);
+    assert_eq!(status, 503);
+
+    // Slower than the deadline.
+    let slow = common::http::Server::start(|_| common::http::Reply {
+        delay: Duration::from_secs(5),
+        ..common::http::Reply::json(
+            200,
+            r#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#,
+        )
+    });
+    let s = Serve::start(&slow.url, &["--deadline", "1s"]);
+    let started = std::time::Instant::now();
+    let (status, v) = post(&s.url, &judge_body("healthy"), Some(TOKEN));
+    assert_eq!(status, 504, "{v}");
+    assert!(started.elapsed() < Duration::from_secs(4));
+
+    // HTTP 500 and garbage.
+    for reply in [
+        common::http::Reply::text(500, "oops"),
+        common::http::Reply::json(200, "{garbage"),
+    ] {
+        let fake = common::http::Server::start(move |_| reply.clone());
+        let s = Serve::start(&fake.url, &[]);
+        let (status, v) = post(&s.url, &judge_body("healthy"), Some(TOKEN));
+        assert_eq!(
+            (status, v["error"]["code"].as_str()),
+            (502, Some("prometheus_error")),
+            "{v}"
+        );
+        let (code, _) = argo_phase("healthy", &s.url);
+        assert_eq!(code, 3);
+    }
+}
+
+#[test]
+fn sigterm_drains_in_flight_requests() {
+    // Prometheus answers after 2 s with no data: the judgement is slow but completes.
+    let slow = common::http::Server::start(|_| common::http::Reply {
+        delay: Duration::from_secs(2),
+        ..common::http::Reply::json(
+            200,
+            r#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#,
+        )
+    });
+    let s = Serve::start(&slow.url, &["--deadline", "6s"]);
+    let url = s.url.clone();
+    let request = std::thread::spawn(move || post(&url, &judge_body("healthy"), Some(TOKEN)));
+    std::thread::sleep(Duration::from_millis(500));
+    let url = s.url.clone();
+    drop(s); // SIGTERM while the request is in flight
+    let (status, v) = request.join().unwrap();
+    assert_eq!(status, 200, "the in-flight request was answered: {v}");
+    assert_eq!(v["verdict"], "inconclusive");
+    // And the server is gone afterwards: new connections are refused.
+    std::thread::sleep(Duration::from_millis(300));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let refused = rt.block_on(async { reqwest::get(format!("{url}/healthz")).await.is_err() });
+    assert!(refused);
+}
+
+#[test]
+fn specs_reload_and_a_broken_file_keeps_its_last_good_version() {
+    let spec = |window: &str| {
+        format!(
+            "kind: Judge\nname: small\nargs: [canary_hash, stable_hash]\nwindow: {window}\nstep: 30s\nmetrics:\n- name: rate\n  query: sum(rate(istio_requests_total{{rollouts_pod_template_hash=\"{{{{variant.hash}}}}\"}}[2m]))\n"
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let judges = dir.path().join("judges");
+    std::fs::create_dir(&judges).unwrap();
+    let file = judges.join("small.yaml");
+    std::fs::write(&file, spec("10m")).unwrap();
+    // A long poll interval: the change below is picked up by SIGHUP, not by polling.
+    let s = Serve::start_in(dir, &prometheus().url, &["--reload-interval", "1h"]);
+    let body = json!({"judge": "small", "args": {"canary_hash": CANARY, "stable_hash": BASELINE}});
+    let (status, v) = post(&s.url, &body, Some(TOKEN));
+    assert_eq!(status, 200, "{v}");
+    let start_of = |v: &Value| v["window"]["start"].as_str().unwrap().to_string();
+    let ten = start_of(&v);
+
+    std::fs::write(&file, spec("5m")).unwrap();
+    s.signal("HUP");
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, v) = post(&s.url, &body, Some(TOKEN));
+    assert_ne!(start_of(&v), ten, "the 5m window is in use after SIGHUP");
+
+    std::fs::write(&file, "kind: Judge\nname: small\nwindow: soon\n").unwrap();
+    s.signal("HUP");
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, v) = post(&s.url, &body, Some(TOKEN));
+    assert_eq!(status, 200, "the last good version still serves: {v}");
+    let (_, ready) = get(&format!("{}/readyz", s.url), None);
+    assert!(
+        ready.contains("small.yaml") && ready.contains("window"),
+        "{ready}"
+    );
+    let (_, metrics) = get(&format!("{}/metrics", s.url), None);
+    assert!(metrics.contains("canary_judge_specs_broken 1"), "{metrics}");
+    assert!(
+        metrics.contains("canary_judge_spec_reload_failures_total 1"),
+        "{metrics}"
+    );
+}
