@@ -20,9 +20,17 @@ const TOKEN: &str = "test-token-0123456789";
 /// static and is never dropped).
 pub struct Serve {
     pub url: String,
-    _stdin: ChildStdin,
+    stdin: Option<ChildStdin>,
     child: Child,
     _dir: tempfile::TempDir,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        // Closing stdin makes the wrapper send SIGTERM; then reap it.
+        self.stdin.take();
+        let _ = self.child.wait();
+    }
 }
 
 impl Serve {
@@ -59,6 +67,9 @@ impl Serve {
     }
 
     /// Start with `dir/judges` as the judges directory.
+    // The child is reaped by `Drop` (or, for the shared static server, by the wrapper when
+    // the test process exits); the lint cannot see through the early panics.
+    #[allow(clippy::zombie_processes)]
     pub fn start_in(dir: tempfile::TempDir, prometheus_url: &str, extra: &[&str]) -> Serve {
         let judges = dir.path().join("judges");
         let token = dir.path().join("token");
@@ -91,8 +102,10 @@ impl Serve {
         let mut line = String::new();
         loop {
             line.clear();
-            if stderr.read_line(&mut line).unwrap() == 0 {
-                panic!("canary serve exited before listening");
+            if stderr.read_line(&mut line).unwrap_or(0) == 0 {
+                drop(stdin);
+                let status = child.wait();
+                panic!("canary serve exited before listening: {status:?}");
             }
             if let Some(rest) = line.trim().strip_prefix("canary serve listening on ") {
                 let addr = rest.split_whitespace().next().unwrap().to_string();
@@ -100,7 +113,7 @@ impl Serve {
                 std::thread::spawn(move || for _ in stderr.lines() {});
                 return Serve {
                     url: format!("http://{addr}"),
-                    _stdin: stdin,
+                    stdin: Some(stdin),
                     child,
                     _dir: dir,
                 };
