@@ -560,3 +560,148 @@ fn specs_reload_and_a_broken_file_keeps_its_last_good_version() {
         "{metrics}"
     );
 }
+
+#[test]
+fn tls_with_a_certificate_from_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(
+        p("ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    // A test CA, and a server certificate it signs (rustls refuses a CA as the end entity).
+    let steps: [Vec<String>; 3] = [
+        [
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=test-ca",
+            "-keyout",
+            &p("ca.key"),
+            "-out",
+            &p("ca.pem"),
+        ]
+        .map(String::from)
+        .to_vec(),
+        [
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            &p("key.pem"),
+            "-out",
+            &p("leaf.csr"),
+        ]
+        .map(String::from)
+        .to_vec(),
+        [
+            "x509",
+            "-req",
+            "-in",
+            &p("leaf.csr"),
+            "-CA",
+            &p("ca.pem"),
+            "-CAkey",
+            &p("ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            &p("ext"),
+            "-out",
+            &p("cert.pem"),
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for args in steps {
+        let made = Command::new("openssl")
+            .args(&args)
+            .output()
+            .expect("openssl (installed by .ci/run) makes the test certificates");
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+    }
+    let s = Serve::start(
+        &prometheus().url,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let url = s.url.replace("http://", "https://");
+    let pem = std::fs::read(p("ca.pem")).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (health, verdict) = rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+            .build()
+            .unwrap();
+        let health = client
+            .get(format!("{url}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        let v: Value = client
+            .post(format!("{url}/api/v1/judge"))
+            .bearer_auth(TOKEN)
+            .json(&judge_body("healthy"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (health, v["verdict"].clone())
+    });
+    assert_eq!((health, verdict), (200, json!("pass")));
+    // Plain HTTP to the TLS port is not served.
+    let rt2 = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let plain = rt2.block_on(async { reqwest::get(format!("{}/healthz", s.url)).await });
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+}
+
+#[test]
+fn inline_specs_when_allowed() {
+    let s = Serve::start(&prometheus().url, &["--allow-inline"]);
+    let spec = json!({"kind": "Judge", "name": "adhoc", "args": ["canary_hash", "stable_hash"],
+        "metrics": [{"name": "rate", "direction": "decrease",
+            "query": "sum(rate(istio_requests_total{destination_service_name=\"healthy\",rollouts_pod_template_hash=\"{{variant.hash}}\"}[2m]))"}]});
+    let (status, v) = post(
+        &s.url,
+        &json!({"judge": spec, "args": {"canary_hash": CANARY, "stable_hash": BASELINE}}),
+        Some(TOKEN),
+    );
+    assert_eq!((status, v["verdict"].as_str()), (200, Some("pass")), "{v}");
+    let bad = json!({"kind": "Judge", "name": "adhoc", "metrics": [{"name": "m", "query": "up", "direction": "sideways"}]});
+    let (status, v) = post(&s.url, &json!({"judge": bad, "args": {}}), Some(TOKEN));
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (400, Some("bad_spec")),
+        "{v}"
+    );
+    assert_eq!(v["error"]["field"], "judge.metrics[0].direction", "{v}");
+}

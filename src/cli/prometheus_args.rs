@@ -38,6 +38,10 @@ pub struct PrometheusArgs {
     /// Extra CA certificate (PEM) to trust for Prometheus.
     #[arg(long, env = "CANARY_PROMETHEUS_CA_FILE", value_name = "FILE")]
     pub prometheus_ca_file: Option<PathBuf>,
+    /// Queries sent to Prometheus at once, at most; more wait (within their timeout) so a
+    /// burst of judgements cannot flood Prometheus. 0: no limit.
+    #[arg(long, env = "CANARY_PROMETHEUS_MAX_IN_FLIGHT", default_value_t = 64)]
+    pub prometheus_max_in_flight: usize,
 }
 
 impl PrometheusArgs {
@@ -94,6 +98,7 @@ impl PrometheusArgs {
             basic_auth,
             headers,
             insecure: self.prometheus_insecure,
+            max_in_flight: self.prometheus_max_in_flight,
             ca_pem: match &self.prometheus_ca_file {
                 None => None,
                 Some(p) => Some(read(p, "CA file")?),

@@ -44,9 +44,30 @@ pub struct ServeArgs {
     /// Keep Prometheus answers this long; identical concurrent queries always share one answer.
     #[arg(long, env = "CANARY_CACHE_TTL", default_value = "10s", value_parser = humantime::parse_duration)]
     pub cache_ttl: Duration,
+    /// Send every query to Prometheus: no coalescing of identical queries, no cache
+    /// (for debugging, and to measure what coalescing saves).
+    #[arg(long, env = "CANARY_NO_QUERY_CACHE")]
+    pub no_query_cache: bool,
     /// How often to look for changed Judge spec files.
     #[arg(long, env = "CANARY_RELOAD_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub reload_interval: Duration,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key; e.g. from a cert-manager
+    /// Secret). Without both, plain HTTP.
+    #[arg(
+        long,
+        env = "CANARY_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(
+        long,
+        env = "CANARY_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
     /// Results kept in memory for GET /api/v1/analyses/{id} and /reports/{id}.
     #[arg(long, env = "CANARY_KEEP_RESULTS", default_value_t = 1000)]
     pub keep_results: usize,
@@ -100,6 +121,7 @@ pub fn run(a: &ServeArgs) -> Result<u8, CliError> {
     };
     let sources = Sources::live(config).map_err(|e| CliError::usage(e.to_string()))?;
     let ttl = a.cache_ttl;
+    let no_cache = a.no_query_cache;
     let store = JudgeStore::new(a.judges.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -109,9 +131,12 @@ pub fn run(a: &ServeArgs) -> Result<u8, CliError> {
         let state = AppState::new(
             settings,
             |registry| {
-                sources
-                    .with_cache(ttl)
-                    .with_metrics(SourceMetrics::register(registry))
+                let sources = sources.with_metrics(SourceMetrics::register(registry));
+                if no_cache {
+                    sources
+                } else {
+                    sources.with_cache(ttl)
+                }
             },
             store,
         );
@@ -119,23 +144,40 @@ pub fn run(a: &ServeArgs) -> Result<u8, CliError> {
         for b in state.store().broken() {
             tracing::warn!(file = %b.file, error = %b.error, "judge spec not loaded");
         }
+        let tls = match (&a.tls_cert, &a.tls_key) {
+            (Some(cert), Some(key)) => Some(server::tls_config(cert, key).await.map_err(|e| {
+                CliError::usage(format!(
+                    "cannot use --tls-cert {} / --tls-key {}: {e}",
+                    cert.display(),
+                    key.display()
+                ))
+            })?),
+            _ => None,
+        };
         let listener = tokio::net::TcpListener::bind(&a.listen)
             .await
             .map_err(|e| CliError::usage(format!("cannot listen on {}: {e}", a.listen)))?;
         let addr = listener
             .local_addr()
             .map_err(|e| CliError::usage(e.to_string()))?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         eprintln!(
-            "canary serve listening on {addr} ({} judges)",
+            "canary serve listening on {addr} ({scheme}, {} judges)",
             state.store().names().len()
         );
         server::spawn_reloader(state.clone(), a.reload_interval);
-        server::serve(listener, state, shutdown_signal())
-            .await
-            .map_err(|e| CliError {
-                message: format!("server failed: {e}"),
-                code: 3,
-            })?;
+        let served = match tls {
+            Some(config) => {
+                // Requests in flight get the deadline plus a margin to finish.
+                let drain = a.deadline + Duration::from_secs(2);
+                server::serve_tls(listener, state, config, drain, shutdown_signal()).await
+            }
+            None => server::serve(listener, state, shutdown_signal()).await,
+        };
+        served.map_err(|e| CliError {
+            message: format!("server failed: {e}"),
+            code: 3,
+        })?;
         eprintln!("canary serve: drained, exiting");
         Ok(0)
     })

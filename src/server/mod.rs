@@ -84,7 +84,7 @@ struct Inner {
 #[derive(Default)]
 struct Results {
     order: VecDeque<String>,
-    by_id: HashMap<String, Arc<(Value, Judgement)>>,
+    by_id: HashMap<String, Arc<Stored>>,
 }
 
 impl AppState {
@@ -156,6 +156,38 @@ where
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Serve HTTPS with `config` (see [`tls_config`]), until `shutdown` resolves; then stop
+/// accepting and give requests in flight up to `drain` to finish.
+pub async fn serve_tls<F>(
+    listener: TcpListener,
+    state: AppState,
+    config: axum_server::tls_rustls::RustlsConfig,
+    drain: Duration,
+    shutdown: F,
+) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let handle = axum_server::Handle::new();
+    let h = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        h.graceful_shutdown(Some(drain));
+    });
+    axum_server::tls_rustls::from_tcp_rustls(listener.into_std()?, config)?
+        .handle(handle)
+        .serve(router(state).into_make_service())
+        .await
+}
+
+/// Load a PEM certificate chain and private key for [`serve_tls`].
+pub async fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> std::io::Result<axum_server::tls_rustls::RustlsConfig> {
+    axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key).await
 }
 
 /// Reload specs every `interval` and on SIGHUP, until the process ends.
@@ -404,34 +436,75 @@ async fn judge(
         })
         .inc();
     let id = uuid::Uuid::new_v4().to_string();
-    let doc = json!({
-        "id": id,
-        "verdict": verdict,
-        "score": judgement.score,
-        "reasons": judgement.reasons,
-        "metrics": judgement.metrics,
-        "slos": judgement.slos,
-        "report": format!("/reports/{id}"),
-        "judge": judgement.judge,
-        "window": {"start": judgement.window_start, "end": judgement.window_end},
-        "args": judgement.args,
-    });
     tracing::info!(judge = %judgement.judge, verdict = %verdict, id = %id, "judged");
+    let stored = Arc::new(Stored { id, judgement });
+    let body = json_response(&stored);
     {
         let mut r = inner.results.lock().unwrap_or_else(|p| p.into_inner());
-        r.by_id
-            .insert(id.clone(), Arc::new((doc.clone(), judgement)));
-        r.order.push_back(id);
+        r.by_id.insert(stored.id.clone(), stored.clone());
+        r.order.push_back(stored.id.clone());
         while r.order.len() > inner.settings.keep_results.max(1) {
             if let Some(old) = r.order.pop_front() {
                 r.by_id.remove(&old);
             }
         }
     }
-    Ok(Json(doc).into_response())
+    Ok(body)
 }
 
-fn stored(state: &AppState, id: &str) -> Result<Arc<(Value, Judgement)>, AppError> {
+/// A judgement kept for `GET /api/v1/analyses/{id}` and its report page.
+struct Stored {
+    id: String,
+    judgement: Judgement,
+}
+
+/// The API's view of a judgement (the contract's fields first), serialized straight from
+/// the judgement without an intermediate JSON tree.
+#[derive(serde::Serialize)]
+struct AnalysisDoc<'a> {
+    id: &'a str,
+    verdict: crate::judge::score::Verdict,
+    score: f64,
+    reasons: &'a [String],
+    metrics: &'a [crate::judging::MetricOutcome],
+    slos: &'a [crate::slo::SloResult],
+    report: String,
+    judge: &'a str,
+    window: Window<'a>,
+    args: &'a BTreeMap<String, String>,
+}
+
+#[derive(serde::Serialize)]
+struct Window<'a> {
+    start: &'a str,
+    end: &'a str,
+}
+
+fn json_response(s: &Stored) -> Response {
+    let j = &s.judgement;
+    let doc = AnalysisDoc {
+        id: &s.id,
+        verdict: j.verdict,
+        score: j.score,
+        reasons: &j.reasons,
+        metrics: &j.metrics,
+        slos: &j.slos,
+        report: format!("/reports/{}", s.id),
+        judge: &j.judge,
+        window: Window {
+            start: &j.window_start,
+            end: &j.window_end,
+        },
+        args: &j.args,
+    };
+    match serde_json::to_vec(&doc) {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        Err(e) => AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "encode", e.to_string())
+            .into_response(),
+    }
+}
+
+fn stored(state: &AppState, id: &str) -> Result<Arc<Stored>, AppError> {
     state
         .inner
         .results
@@ -452,8 +525,8 @@ fn stored(state: &AppState, id: &str) -> Result<Arc<(Value, Judgement)>, AppErro
 async fn analysis(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, AppError> {
-    Ok(Json(stored(&state, &id)?.0.clone()))
+) -> Result<Response, AppError> {
+    Ok(json_response(&*stored(&state, &id)?))
 }
 
 async fn report_page(
@@ -461,7 +534,7 @@ async fn report_page(
     Path(id): Path<String>,
 ) -> Result<Html<String>, AppError> {
     let s = stored(&state, &id)?;
-    Ok(Html(report::html(&id, &s.1)))
+    Ok(Html(report::html(&id, &s.judgement)))
 }
 
 async fn judges(State(state): State<AppState>) -> Json<Value> {

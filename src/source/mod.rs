@@ -24,7 +24,7 @@ use snapshot::{Recorder, Replay, SnapshotError};
 #[derive(Debug)]
 enum Backend {
     Live {
-        prometheus: Prometheus,
+        prometheus: Box<Prometheus>,
         web: OnceLock<reqwest::Client>,
         web_insecure: OnceLock<reqwest::Client>,
     },
@@ -79,7 +79,7 @@ impl Sources {
     pub fn live(config: PrometheusConfig) -> Result<Self, Error> {
         Ok(Sources {
             backend: Arc::new(Backend::Live {
-                prometheus: Prometheus::new(config)?,
+                prometheus: Box::new(Prometheus::new(config)?),
                 web: OnceLock::new(),
                 web_insecure: OnceLock::new(),
             }),

@@ -31,6 +31,8 @@ pub struct PrometheusConfig {
     pub insecure: bool,
     /// Extra CA certificate (PEM) to trust.
     pub ca_pem: Option<Vec<u8>>,
+    /// Queries in flight at once (0: unlimited); more wait their turn, within their timeout.
+    pub max_in_flight: usize,
 }
 
 /// A range query's window.
@@ -99,6 +101,7 @@ pub struct Prometheus {
     config: PrometheusConfig,
     verified: OnceLock<reqwest::Client>,
     unverified: OnceLock<reqwest::Client>,
+    in_flight: Option<tokio::sync::Semaphore>,
 }
 
 #[derive(Deserialize)]
@@ -122,6 +125,8 @@ impl Prometheus {
                 .map_err(|e| Error::Config(format!("CA certificate: {e}")))?;
         }
         Ok(Prometheus {
+            in_flight: (config.max_in_flight > 0)
+                .then(|| tokio::sync::Semaphore::new(config.max_in_flight)),
             config,
             verified: OnceLock::new(),
             unverified: OnceLock::new(),
@@ -180,6 +185,14 @@ impl Prometheus {
         let headers = self.headers(q)?;
         let timeout_ms = q.timeout.as_millis() as i64;
         let request = async {
+            let _permit = match &self.in_flight {
+                Some(s) => Some(
+                    s.acquire()
+                        .await
+                        .map_err(|_| Error::Config("the query limiter was closed".into()))?,
+                ),
+                None => None,
+            };
             let sent = match &q.range {
                 None => {
                     let mut b = client.query(&q.query).timeout(timeout_ms).headers(headers);
