@@ -17,3 +17,4 @@ pub mod source;
 pub mod stats;
 pub mod telemetry;
 pub mod template;
+pub mod traffic;
