@@ -11,6 +11,8 @@
 //! managed route, a foreign destination is an error: deleting traffic targets is not ours
 //! to decide.
 
+pub mod apply;
+
 use serde_json::Value;
 
 /// Which destinations are the stable and the canary version.
