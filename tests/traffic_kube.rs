@@ -1,13 +1,11 @@
 //! The VirtualService applier through the real `kube` client against a fake API server:
 //! resourceVersion conflicts, 404, 5xx and slow answers.
 
-mod common;
-
 use std::time::Duration;
 
 use canary_engine::traffic::apply::{Applier, ApplyError, VirtualServiceRef};
+use canary_engine::traffic::fake_kube::{FakeKube, Fault};
 use canary_engine::traffic::{current_weights, desired, Destinations, Target};
-use common::kube_fake::{FakeKube, Fault};
 use serde_json::{json, Value};
 
 fn vs() -> Value {

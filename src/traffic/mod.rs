@@ -12,6 +12,7 @@
 //! to decide.
 
 pub mod apply;
+pub mod fake_kube;
 
 use serde_json::Value;
 

@@ -34,5 +34,4 @@ pub fn rel_close(a: f64, b: f64, tol: f64) -> bool {
 }
 pub mod http;
 pub mod judge_data;
-pub mod kube_fake;
 pub mod prom;

@@ -1,9 +1,9 @@
-//! A real HTTP server standing in for the Kubernetes API, for VirtualServices only.
+//! A small HTTP server standing in for the Kubernetes API, for VirtualServices only.
 //!
-//! It keeps one object per (namespace, name), enforces `resourceVersion` on PUT (409 on a
-//! stale one), and plays scripted faults — another writer changing the object, an HTTP
-//! status, a slow answer — so the real `kube` client can be driven through them. Every call
-//! is logged for the test to check.
+//! `canary demo` runs promotions against it with no cluster, and the tests drive the real
+//! `kube` client through it. It keeps one object per (namespace, name), enforces
+//! `resourceVersion` on PUT (409 on a stale one), and plays scripted faults — another writer
+//! changing the object, an HTTP status, a slow answer. Every call is logged.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -46,12 +46,18 @@ pub struct FakeKube {
 fn status(code: u16, reason: &str, message: &str) -> Response {
     let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
         "message": message, "reason": reason, "code": code});
-    (StatusCode::from_u16(code).unwrap(), Json(body)).into_response()
+    let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (code, Json(body)).into_response()
 }
 
 impl FakeKube {
     /// Start on a free loopback port, inside the current tokio runtime.
     pub async fn start() -> FakeKube {
+        Self::try_start().await.expect("bind a loopback port")
+    }
+
+    /// Start on a free loopback port, inside the current tokio runtime.
+    pub async fn try_start() -> std::io::Result<FakeKube> {
         let inner = Arc::new(Mutex::new(Inner::default()));
         let app = Router::new()
             .route(
@@ -59,26 +65,35 @@ impl FakeKube {
                 get(get_vs).put(put_vs),
             )
             .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        FakeKube { url, inner }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(FakeKube { url, inner })
     }
 
     /// A `kube` client pointed at this server.
     pub fn client(&self) -> kube::Client {
-        let config = kube::Config::new(self.url.parse().unwrap());
-        kube::Client::try_from(config).unwrap()
+        let url = self.url.parse().expect("own URL parses");
+        kube::Client::try_from(kube::Config::new(url)).expect("client for a plain-HTTP URL")
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Store an object (its resourceVersion is set).
     pub fn put(&self, mut obj: Value) {
-        let mut g = self.inner.lock().unwrap();
+        let mut g = self.lock();
         g.version += 1;
         obj["metadata"]["resourceVersion"] = json!(g.version.to_string());
         let key = (
-            obj["metadata"]["namespace"].as_str().unwrap().to_string(),
-            obj["metadata"]["name"].as_str().unwrap().to_string(),
+            obj["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("default")
+                .to_string(),
+            obj["metadata"]["name"].as_str().unwrap_or("").to_string(),
         );
         g.objects.insert(key, obj);
     }
@@ -95,12 +110,12 @@ impl FakeKube {
 
     /// Queue faults.
     pub fn fault(&self, f: Fault) {
-        self.inner.lock().unwrap().faults.push_back(f);
+        self.lock().faults.push_back(f);
     }
 
     /// Calls received (`GET name`, `PUT name rv=N`).
     pub fn log(&self) -> Vec<String> {
-        self.inner.lock().unwrap().log.clone()
+        self.lock().log.clone()
     }
 }
 
@@ -108,7 +123,7 @@ type S = State<Arc<Mutex<Inner>>>;
 
 async fn take_fault(inner: &Arc<Mutex<Inner>>, for_put: bool) -> Option<Response> {
     let fault = {
-        let mut g = inner.lock().unwrap();
+        let mut g = inner.lock().unwrap_or_else(|p| p.into_inner());
         match g.faults.front() {
             Some(Fault::ConcurrentWrite) if !for_put => None,
             Some(_) => g.faults.pop_front(),
@@ -122,7 +137,7 @@ async fn take_fault(inner: &Arc<Mutex<Inner>>, for_put: bool) -> Option<Response
             None
         }
         Some(Fault::ConcurrentWrite) => {
-            let mut g = inner.lock().unwrap();
+            let mut g = inner.lock().unwrap_or_else(|p| p.into_inner());
             g.version += 1;
             let v = g.version.to_string();
             for obj in g.objects.values_mut() {
@@ -136,11 +151,20 @@ async fn take_fault(inner: &Arc<Mutex<Inner>>, for_put: bool) -> Option<Response
 }
 
 async fn get_vs(State(inner): S, Path((_v, ns, name)): Path<(String, String, String)>) -> Response {
-    inner.lock().unwrap().log.push(format!("GET {name}"));
+    inner
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .log
+        .push(format!("GET {name}"));
     if let Some(r) = take_fault(&inner, false).await {
         return r;
     }
-    match inner.lock().unwrap().objects.get(&(ns, name.clone())) {
+    match inner
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .objects
+        .get(&(ns, name.clone()))
+    {
         Some(o) => Json(o.clone()).into_response(),
         None => status(
             404,
@@ -167,7 +191,7 @@ async fn put_vs(
     if let Some(r) = take_fault(&inner, true).await {
         return r;
     }
-    let mut g = inner.lock().unwrap();
+    let mut g = inner.lock().unwrap_or_else(|p| p.into_inner());
     let key = (ns, name.clone());
     let Some(current) = g.objects.get(&key) else {
         return status(

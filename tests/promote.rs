@@ -1,0 +1,278 @@
+//! `promote` against the fake Kubernetes API through the real `kube` client, with analyses
+//! answered from a snapshot: promotion, rollback, pause, crash-resume, abort, interruption.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::Duration;
+
+use canary_engine::promote::{
+    default_steps, progress_of, Event, OnInconclusive, Outcome, Promotion, Step,
+};
+use canary_engine::source::snapshot::Entry;
+use canary_engine::source::{QueryValue, Sources};
+use canary_engine::template;
+use canary_engine::traffic::apply::{Applier, VirtualServiceRef};
+use canary_engine::traffic::fake_kube::{FakeKube, Fault};
+use canary_engine::traffic::{current_weights, Destinations, Target};
+use serde_json::{json, Value};
+
+fn vs() -> Value {
+    json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+        "metadata": {"name": "reviews", "namespace": "prod"},
+        "spec": {"hosts": ["reviews"], "http": [{"name": "primary", "timeout": "5s",
+            "route": [{"destination": {"host": "reviews", "subset": "stable"}, "weight": 100},
+                      {"destination": {"host": "reviews", "subset": "canary"}, "weight": 0}]}]}})
+}
+
+fn target() -> Target {
+    Target {
+        http_routes: vec!["primary".into()],
+        tls_routes: vec![],
+        tcp_ports: vec![],
+        destinations: Destinations::Subsets {
+            stable: "stable".into(),
+            canary: "canary".into(),
+        },
+    }
+}
+
+/// Snapshot answers: q_good 0.99, q_bad 0.1, q_meh 0.7.
+fn sources(dir: &tempfile::TempDir) -> Sources {
+    let path = dir.path().join("snap.jsonl");
+    let mut f = std::fs::File::create(&path).unwrap();
+    for (q, v) in [("q_good", 0.99), ("q_bad", 0.1), ("q_meh", 0.7)] {
+        let e = Entry {
+            kind: "prometheus".into(),
+            key: q.into(),
+            recorded_at: String::new(),
+            result: Some(QueryValue::Scalar {
+                time: 0.0,
+                value: v,
+            }),
+            warnings: vec![],
+            response: None,
+            error: None,
+        };
+        writeln!(f, "{}", serde_json::to_string(&e).unwrap()).unwrap();
+    }
+    Sources::replay(&path).unwrap()
+}
+
+fn analysis(query: &str) -> Vec<template::ResolvedMetric> {
+    let yaml = format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: AnalysisTemplate\nmetadata: {{name: t}}\nspec:\n  metrics:\n  - name: success\n    successCondition: result >= 0.9\n    failureCondition: result < 0.5\n    provider: {{prometheus: {{query: {query}}}}}\n"
+    );
+    template::resolve(
+        &template::parse_str("t.yaml", &yaml).unwrap(),
+        &BTreeMap::new(),
+    )
+    .unwrap()
+}
+
+fn promotion(kube: &FakeKube, dir: &tempfile::TempDir, query: &str) -> Promotion {
+    let mut applier = Applier::new(
+        kube.client(),
+        VirtualServiceRef {
+            namespace: "prod".into(),
+            name: "reviews".into(),
+            version: "v1".into(),
+        },
+    );
+    applier.deadline = Duration::from_secs(5);
+    Promotion {
+        id: "reviews-v2".into(),
+        steps: default_steps(&[10, 50, 100], Duration::ZERO, true),
+        target: target(),
+        analysis: analysis(query),
+        sources: sources(dir),
+        applier,
+        on_inconclusive: OnInconclusive::Pause,
+        analysis_once: true,
+    }
+}
+
+fn weights(kube: &FakeKube) -> (i64, i64) {
+    let w = current_weights(&kube.object("prod", "reviews").unwrap(), &target()).unwrap();
+    (w[0].canary, w[0].stable)
+}
+
+fn phase(kube: &FakeKube) -> String {
+    progress_of(&kube.object("prod", "reviews").unwrap())
+        .unwrap()
+        .phase
+}
+
+fn never() -> impl std::future::Future<Output = ()> {
+    std::future::pending()
+}
+
+#[tokio::test]
+async fn a_healthy_canary_is_promoted_step_by_step() {
+    let (kube, dir) = (FakeKube::start().await, tempfile::tempdir().unwrap());
+    kube.put(vs());
+    let mut seen = Vec::new();
+    let report = promotion(&kube, &dir, "q_good")
+        .run(never(), false, &mut |e| {
+            seen.push(serde_json::to_value(e).unwrap())
+        })
+        .await;
+    assert_eq!(report.outcome, Outcome::Promoted, "{}", report.reason);
+    assert_eq!(weights(&kube), (100, 0));
+    assert_eq!(phase(&kube), "promoted");
+    let kinds: Vec<&str> = seen.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"deployment.started"));
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "analysis.completed").count(),
+        3
+    );
+    assert_eq!(kinds.last(), Some(&"deployment.promoted"));
+    // Every other field is untouched.
+    assert_eq!(
+        kube.object("prod", "reviews").unwrap()["spec"]["http"][0]["timeout"],
+        "5s"
+    );
+    // Rerunning the same command does nothing more.
+    let writes = kube.log().iter().filter(|l| l.starts_with("PUT")).count();
+    let again = promotion(&kube, &dir, "q_good")
+        .run(never(), false, &mut |_| {})
+        .await;
+    assert_eq!(again.outcome, Outcome::Promoted);
+    assert_eq!(
+        kube.log().iter().filter(|l| l.starts_with("PUT")).count(),
+        writes
+    );
+}
+
+#[tokio::test]
+async fn a_failed_analysis_rolls_back_at_the_first_step() {
+    let (kube, dir) = (FakeKube::start().await, tempfile::tempdir().unwrap());
+    kube.put(vs());
+    let report = promotion(&kube, &dir, "q_bad")
+        .run(never(), false, &mut |_| {})
+        .await;
+    assert_eq!(report.outcome, Outcome::RolledBack);
+    assert_eq!(report.outcome.exit_code(), 1);
+    assert_eq!(weights(&kube), (0, 100));
+    assert_eq!(phase(&kube), "rolled_back");
+    assert!(
+        report.reason.contains("analysis Failed at step 1"),
+        "{}",
+        report.reason
+    );
+    assert!(matches!(
+        report.events.last(),
+        Some(Event::RolledBack { .. })
+    ));
+}
+
+#[tokio::test]
+async fn an_inconclusive_analysis_pauses_or_rolls_back() {
+    let (kube, dir) = (FakeKube::start().await, tempfile::tempdir().unwrap());
+    kube.put(vs());
+    let report = promotion(&kube, &dir, "q_meh")
+        .run(never(), false, &mut |_| {})
+        .await;
+    assert_eq!(
+        (report.outcome, report.outcome.exit_code()),
+        (Outcome::Paused, 2)
+    );
+    assert_eq!(
+        weights(&kube),
+        (10, 90),
+        "left at the step's weight for a human"
+    );
+    assert_eq!(phase(&kube), "paused");
+
+    let (kube, dir) = (FakeKube::start().await, tempfile::tempdir().unwrap());
+    kube.put(vs());
+    let mut p = promotion(&kube, &dir, "q_meh");
+    p.on_inconclusive = OnInconclusive::Rollback;
+    assert_eq!(
+        p.run(never(), false, &mut |_| {}).await.outcome,
+        Outcome::RolledBack
+    );
+    assert_eq!(weights(&kube), (0, 100));
+}
+
+#[tokio::test]
+async fn a_crashed_promotion_resumes_and_never_skips_an_analysis() {
+    let (kube, dir) = (FakeKube::start().await, tempfile::tempdir().unwrap());
+    // As left by a run killed right after setting 50 %: steps 0 (10 %) and 1 (its analysis)
+    // done, step 2 (setWeight 50) applied, step 3 (its analysis) not recorded.
+    let mut crashed = vs();
+    crashed["spec"]["http"][0]["route"][0]["weight"] = json!(50);
+    crashed["spec"]["http"][0]["route"][1]["weight"] = json!(50);
+    crashed["metadata"]["annotations"] = json!({"canary-engine.io/promotion": serde_json::to_string(&json!({
+        "id": "reviews-v2", "phase": "progressing", "step": 2, "analyzed_through": 1, "weight": 50,
+        "started_at": "2026-11-22T10:00:00Z", "updated_at": "2026-11-22T10:01:00Z", "verdicts": ["Successful"]})).unwrap()});
+    kube.put(crashed);
+    let report = promotion(&kube, &dir, "q_good")
+        .run(never(), false, &mut |_| {})
+        .await;
+    assert_eq!(report.outcome, Outcome::Promoted);
+    let steps: Vec<usize> = report
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Step { index, .. } => Some(*index),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        vec![3, 4, 5],
+        "resumed with the analysis of the 50 % step"
+    );
+    assert!(matches!(
+        report.events[0],
+        Event::Started {
+            resumed_at_step: Some(3),
+            ..
+        }
+    ));
+    assert_eq!(weights(&kube), (100, 0));
+}
+
+#[tokio::test]
+async fn abort_and_interrupt_roll_back() {
+    let (kube, dir) = (FakeKube::start().await, tempfile::tempdir().unwrap());
+    kube.put(vs());
+    let mut p = promotion(&kube, &dir, "q_good");
+    p.steps = vec![
+        Step::SetWeight(10),
+        Step::Pause(Duration::from_secs(30)),
+        Step::SetWeight(100),
+    ];
+    let interrupt = tokio::time::sleep(Duration::from_millis(300));
+    let report = p.run(interrupt, false, &mut |_| {}).await;
+    assert_eq!(report.outcome, Outcome::RolledBack, "{}", report.reason);
+    assert_eq!(weights(&kube), (0, 100));
+
+    kube.put(vs());
+    let interrupt = tokio::time::sleep(Duration::from_millis(300));
+    let report = p.run(interrupt, true, &mut |_| {}).await;
+    assert_eq!(report.outcome, Outcome::Paused);
+    assert_eq!(weights(&kube), (10, 90));
+
+    let report = p.abort().await;
+    assert_eq!(report.outcome, Outcome::RolledBack);
+    assert_eq!(weights(&kube), (0, 100));
+    assert_eq!(phase(&kube), "rolled_back");
+}
+
+#[tokio::test]
+async fn conflicts_and_api_errors_during_a_promotion_are_survived() {
+    let (kube, dir) = (FakeKube::start().await, tempfile::tempdir().unwrap());
+    kube.put(vs());
+    kube.fault(Fault::ConcurrentWrite);
+    kube.fault(Fault::Status(503));
+    let report = promotion(&kube, &dir, "q_good")
+        .run(never(), false, &mut |_| {})
+        .await;
+    assert_eq!(report.outcome, Outcome::Promoted, "{}", report.reason);
+    assert_eq!(weights(&kube), (100, 0));
+    assert_eq!(
+        kube.object("prod", "reviews").unwrap()["metadata"]["annotations"]["other-writer"],
+        "was here"
+    );
+}
