@@ -2,9 +2,11 @@
 //! ARCHITECTURE.md; usage and input errors are 64 (EX_USAGE).
 
 pub mod analyze;
+pub mod demo;
 pub mod judge;
 mod judge_table;
 pub mod prometheus_args;
+pub mod promote;
 pub mod serve;
 
 use clap::{Parser, Subcommand};
@@ -52,6 +54,12 @@ pub enum Command {
     /// Serve judgements over HTTP for Argo Rollouts' web metric provider (Judge specs,
     /// canary vs baseline statistics, SLO burn rate).
     Serve(Box<serve::ServeArgs>),
+    /// Shift traffic step by step through an Istio VirtualService, analyzing at each step;
+    /// roll back on a bad verdict. Exit 0 promoted, 1 rolled back, 2 paused, 3 error.
+    Promote(Box<promote::PromoteArgs>),
+    /// Two promotions end to end with no cluster and no Prometheus (embedded stand-ins and
+    /// recorded data): a healthy release promoted, a regressed one rolled back.
+    Demo(demo::DemoArgs),
 }
 
 /// An error a command reports: a one-line message and the exit code.
@@ -88,6 +96,8 @@ pub fn run() -> ExitCode {
         Command::Judge(args) => judge::run(&args),
         Command::Analyze(args) => analyze::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Promote(args) => promote::run(&args),
+        Command::Demo(args) => demo::run(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

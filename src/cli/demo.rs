@@ -1,0 +1,143 @@
+//! `canary demo`: two promotions end to end with no cluster and no Prometheus.
+//!
+//! An in-process stand-in for the Kubernetes API holds a VirtualService; analyses replay
+//! snapshots recorded from a real Prometheus (`examples/analyze/`) through the shipped
+//! `istio-success-rate` AnalysisTemplate. Release v2 is healthy and is promoted 10 → 50 →
+//! 100 %; release v3 regressed and is rolled back at its first step.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use clap::Args;
+use serde_json::json;
+
+use super::promote::{human, markdown};
+use super::{write_stdout, CliError};
+use crate::promote::{default_steps, OnInconclusive, Outcome, Promotion};
+use crate::source::Sources;
+use crate::template;
+use crate::traffic::apply::{Applier, VirtualServiceRef};
+use crate::traffic::fake_kube::FakeKube;
+use crate::traffic::{current_weights, Destinations, Target};
+
+const TEMPLATE: &str = include_str!("../../analysis-templates/istio-success-rate.yaml");
+const HEALTHY: &str = include_str!("../../examples/analyze/healthy.jsonl");
+const REGRESSED: &str = include_str!("../../examples/analyze/regressed.jsonl");
+
+/// Run two promotions end to end on an embedded stand-in cluster and recorded Prometheus
+/// data: a healthy release is promoted, a regressed one rolled back. Exit 0 when both end
+/// as they should.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Print the Markdown summaries (as written to $GITHUB_STEP_SUMMARY) too.
+    #[arg(long)]
+    pub markdown: bool,
+}
+
+fn vs() -> serde_json::Value {
+    json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+        "metadata": {"name": "checkout", "namespace": "shop"},
+        "spec": {"hosts": ["checkout.shop.svc.cluster.local"], "http": [{"name": "primary",
+            "retries": {"attempts": 2, "perTryTimeout": "1s"},
+            "route": [{"destination": {"host": "checkout", "subset": "stable"}, "weight": 100},
+                      {"destination": {"host": "checkout", "subset": "canary"}, "weight": 0}]}]}})
+}
+
+/// Run the demo.
+pub fn run(a: &DemoArgs) -> Result<u8, CliError> {
+    let dir = tempfile_dir()?;
+    let result = run_in(a, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn run_in(a: &DemoArgs, dir: &std::path::Path) -> Result<u8, CliError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::usage(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async {
+        let kube = FakeKube::try_start()
+            .await
+            .map_err(|e| CliError::usage(format!("cannot start the stand-in API server: {e}")))?;
+        let templates = template::parse_str("analysis-templates/istio-success-rate.yaml", TEMPLATE)
+            .map_err(|e| CliError::usage(format!("{e:?}")))?;
+        let target = Target {
+            http_routes: vec!["primary".into()],
+            tls_routes: vec![],
+            tcp_ports: vec![],
+            destinations: Destinations::Subsets {
+                stable: "stable".into(),
+                canary: "canary".into(),
+            },
+        };
+        let mut all_as_expected = true;
+        for (release, service, snapshot, expected) in [
+            ("v2", "healthy", HEALTHY, Outcome::Promoted),
+            ("v3", "regressed", REGRESSED, Outcome::RolledBack),
+        ] {
+            kube.put(vs());
+            let path = dir.join(format!("{service}.jsonl"));
+            std::fs::write(&path, snapshot)
+                .map_err(|e| CliError::usage(format!("cannot write {}: {e}", path.display())))?;
+            let args = BTreeMap::from([
+                ("service".to_string(), service.to_string()),
+                ("namespace".to_string(), "prod".to_string()),
+            ]);
+            let analysis = template::resolve(&templates, &args)
+                .map_err(|e| CliError::usage(format!("{e:?}")))?;
+            let mut applier = Applier::new(
+                kube.client(),
+                VirtualServiceRef {
+                    namespace: "shop".into(),
+                    name: "checkout".into(),
+                    version: "v1".into(),
+                },
+            );
+            applier.deadline = Duration::from_secs(10);
+            let promotion = Promotion {
+                id: format!("shop/checkout:{release}"),
+                steps: default_steps(&[10, 50, 100], Duration::from_millis(300), true),
+                target: target.clone(),
+                analysis,
+                sources: Sources::replay(&path).map_err(|e| CliError::usage(e.to_string()))?,
+                applier,
+                on_inconclusive: OnInconclusive::Pause,
+                analysis_once: true,
+            };
+            eprintln!("── release {release} of shop/checkout (recorded data: {service} service)");
+            let report = promotion
+                .run(std::future::pending::<()>(), false, &mut |e| {
+                    eprintln!("{}", human(e))
+                })
+                .await;
+            let object = kube.object("shop", "checkout").unwrap_or_default();
+            let weights = current_weights(&object, &target)
+                .map(|w| format!("stable {} % / canary {} %", w[0].stable, w[0].canary))
+                .unwrap_or_default();
+            let ok = report.outcome == expected;
+            all_as_expected &= ok;
+            write_stdout(&format!(
+                "release {release}: {:?} — {} — VirtualService now {weights}{}",
+                report.outcome,
+                report.reason,
+                if ok {
+                    ""
+                } else {
+                    " (NOT the expected outcome)"
+                }
+            ))?;
+            if a.markdown {
+                write_stdout(&markdown(&report))?;
+            }
+        }
+        Ok(if all_as_expected { 0 } else { 1 })
+    })
+}
+
+fn tempfile_dir() -> Result<std::path::PathBuf, CliError> {
+    let dir = std::env::temp_dir().join(format!("canary-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| CliError::usage(format!("cannot create {}: {e}", dir.display())))?;
+    Ok(dir)
+}
