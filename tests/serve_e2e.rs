@@ -705,3 +705,48 @@ fn inline_specs_when_allowed() {
     );
     assert_eq!(v["error"]["field"], "judge.metrics[0].direction", "{v}");
 }
+
+#[test]
+fn the_concurrency_limit_answers_503_with_retry_after() {
+    // Prometheus answers after 1.5 s, so the first judgement holds the only slot.
+    let slow = common::http::Server::start(|_| common::http::Reply {
+        delay: Duration::from_millis(1500),
+        ..common::http::Reply::json(
+            200,
+            r#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#,
+        )
+    });
+    let s = Serve::start(&slow.url, &["--max-concurrent", "1", "--no-query-cache"]);
+    let url = s.url.clone();
+    let first = std::thread::spawn(move || post(&url, &judge_body("healthy"), Some(TOKEN)));
+    std::thread::sleep(Duration::from_millis(400));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (status, retry_after, body) = rt.block_on(async {
+        let r = reqwest::Client::new()
+            .post(format!("{}/api/v1/judge", s.url))
+            .bearer_auth(TOKEN)
+            .json(&judge_body("healthy"))
+            .send()
+            .await
+            .unwrap();
+        let ra = r
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_string());
+        (r.status().as_u16(), ra, r.json::<Value>().await.unwrap())
+    });
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("overloaded")),
+        "{body}"
+    );
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    assert_eq!(
+        first.join().unwrap().0,
+        200,
+        "the running judgement completes"
+    );
+}
