@@ -32,6 +32,28 @@ pub fn write_stdout(text: &str) -> Result<(), CliError> {
     }
 }
 
+/// Resolves on SIGTERM (Kubernetes stopping a pod, a CI job cancelled) or Ctrl-C.
+pub async fn terminate_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
 /// canary-engine: is the new version worse than the old one? Statistical canary analysis
 /// for Kubernetes, Istio, Prometheus and Argo Rollouts.
 #[derive(Debug, Parser)]

@@ -327,7 +327,9 @@ pub fn run(a: &PromoteArgs) -> Result<u8, CliError> {
         } else {
             let id = promotion.id.clone();
             promotion
-                .run(signal(), a.pause_on_signal, &mut |e| sink.event(&id, e))
+                .run(super::terminate_signal(), a.pause_on_signal, &mut |e| {
+                    sink.event(&id, e)
+                })
                 .await
         };
         if a.abort {
@@ -345,26 +347,4 @@ pub fn run(a: &PromoteArgs) -> Result<u8, CliError> {
         }
         Ok(report.outcome.exit_code())
     })
-}
-
-/// SIGTERM or Ctrl-C.
-pub async fn signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
 }

@@ -100,15 +100,7 @@ pub fn load_file(path: &Path) -> Result<Vec<Template>, Vec<TemplateError>> {
 
 /// Parse every document of a YAML text as an Argo analysis template.
 pub fn parse_str(file: &str, text: &str) -> Result<Vec<Template>, Vec<TemplateError>> {
-    let docs = yaml::load_documents(text).map_err(|e| {
-        vec![TemplateError {
-            file: file.into(),
-            line: Some(e.line),
-            metric: None,
-            field: None,
-            message: format!("YAML syntax error at column {}: {}", e.column, e.message),
-        }]
-    })?;
+    let docs = yaml::load_documents(text).map_err(|e| vec![syntax_error(file, &e)])?;
     if docs.is_empty() {
         return Err(vec![located(file, None, None, None, "no YAML documents")]);
     }
@@ -388,6 +380,17 @@ fn substitute_tree(
         ),
         other => other,
     })
+}
+
+/// A YAML syntax error as a template error of `file`.
+pub(crate) fn syntax_error(file: &str, e: &yaml::SyntaxError) -> TemplateError {
+    TemplateError {
+        file: file.into(),
+        line: Some(e.line),
+        metric: None,
+        field: None,
+        message: format!("YAML syntax error at column {}: {}", e.column, e.message),
+    }
 }
 
 fn located(

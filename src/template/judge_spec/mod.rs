@@ -275,15 +275,7 @@ const METRIC_KEYS: [&str; 4] = ["name", "group", "query", "counts"];
 
 /// Parse every `kind: Judge` document of a YAML text.
 pub fn parse_str(file: &str, text: &str) -> Result<Vec<JudgeSpec>, Vec<TemplateError>> {
-    let docs = yaml::load_documents(text).map_err(|e| {
-        vec![TemplateError {
-            file: file.into(),
-            line: Some(e.line),
-            metric: None,
-            field: None,
-            message: format!("YAML syntax error at column {}: {}", e.column, e.message),
-        }]
-    })?;
+    let docs = yaml::load_documents(text).map_err(|e| vec![super::syntax_error(file, &e)])?;
     let mut out = Vec::new();
     let mut errors = Vec::new();
     for doc in docs {
