@@ -122,3 +122,32 @@ fn inline_json_spec() {
     assert_eq!(s.file, "inline");
     assert_eq!(s.metrics[0].group, "m");
 }
+
+#[test]
+fn canary_scoped_slos_render_for_the_canary_variant_only() {
+    let text = SPEC
+        .replace(
+            "  objective: 99.9\n",
+            "  objective: 99.9\n  scope: canary\n",
+        )
+        .replace(
+            "error_query: sum(increase(req{code=~\"5..\",ns=\"{{args.namespace}}\"}[{{window}}]))",
+            "error_query: sum(increase(req{code=~\"5..\",hash=\"{{variant.hash}}\"}[{{window}}]))",
+        );
+    let s = &parse_str("g.yaml", &text).unwrap()[0];
+    assert_eq!(s.slos[0].scope, SloScope::Canary);
+    let values = s
+        .resolve_args(&args(&[
+            ("service", "x"),
+            ("canary_hash", "abc"),
+            ("stable_hash", "def"),
+        ]))
+        .unwrap();
+    let r = s.render(&values).unwrap();
+    let ((long_error, _), _) = &r.slos[0][0];
+    assert!(long_error.contains(r#"hash="abc""#), "{long_error}");
+    // A service-scoped SLO cannot use the variant: it is rejected at load.
+    let bad = text.replace("  scope: canary\n", "");
+    let e = parse_str("g.yaml", &bad).unwrap_err();
+    assert_eq!(e[0].field.as_deref(), Some("slos[0].error_query"), "{e:?}");
+}
