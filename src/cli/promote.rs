@@ -7,11 +7,10 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use super::analyze::{parse_args, sources};
+use super::analyze::{load_metrics, parse_args, sources};
 use super::prometheus_args::PrometheusArgs;
 use super::{write_stdout, CliError};
-use crate::promote::{default_steps, Event, OnInconclusive, Outcome, Promotion, Report};
-use crate::template;
+use crate::promote::{self, default_steps, Event, OnInconclusive, Outcome, Promotion, Report};
 use crate::traffic::apply::{Applier, VirtualServiceRef};
 use crate::traffic::{Destinations, Target};
 
@@ -90,8 +89,39 @@ pub struct PromoteArgs {
     pub prometheus: PrometheusArgs,
 }
 
-/// Build the promotion the flags describe (the Kubernetes client comes from the caller).
-pub fn build(a: &PromoteArgs, client: kube::Client) -> Result<Promotion, CliError> {
+/// Everything the flags describe, checked before any connection to a cluster is made (a typo
+/// in a flag or a template is a usage error, exit 64, whatever the cluster's state).
+pub struct Plan {
+    virtual_service: VirtualServiceRef,
+    id: String,
+    steps: Vec<promote::Step>,
+    target: Target,
+    analysis: Vec<crate::template::ResolvedMetric>,
+    sources: crate::source::Sources,
+    on_inconclusive: OnInconclusive,
+    analysis_once: bool,
+}
+
+impl Plan {
+    /// The promotion, talking to the cluster through `client`.
+    pub fn connect(self, client: kube::Client, deadline: Duration) -> Promotion {
+        let mut applier = Applier::new(client, self.virtual_service);
+        applier.deadline = deadline;
+        Promotion {
+            id: self.id,
+            steps: self.steps,
+            target: self.target,
+            analysis: self.analysis,
+            sources: self.sources,
+            applier,
+            on_inconclusive: self.on_inconclusive,
+            analysis_once: self.analysis_once,
+        }
+    }
+}
+
+/// Check the flags and load the analysis templates.
+pub fn plan(a: &PromoteArgs) -> Result<Plan, CliError> {
     let (namespace, name) = a
         .virtual_service
         .split_once('/')
@@ -120,41 +150,21 @@ pub fn build(a: &PromoteArgs, client: kube::Client) -> Result<Promotion, CliErro
     if a.steps.is_empty() || a.steps.iter().any(|w| *w > 100) {
         return Err(CliError::usage("--steps must be weights between 0 and 100"));
     }
-    let given = parse_args(&a.args)?;
-    let mut templates = Vec::new();
-    let mut errors = Vec::new();
-    for p in &a.analysis {
-        match template::load_file(p) {
-            Ok(mut t) => templates.append(&mut t),
-            Err(mut e) => errors.append(&mut e),
-        }
-    }
-    let analysis = if templates.is_empty() {
+    let analysis = if a.analysis.is_empty() {
         Vec::new()
     } else {
-        template::resolve(&templates, &given).unwrap_or_else(|mut e| {
-            errors.append(&mut e);
-            Vec::new()
-        })
+        load_metrics(&a.analysis, &parse_args(&a.args)?)?
     };
-    if !errors.is_empty() {
-        let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-        return Err(CliError::usage(lines.join("\nerror: ")));
-    }
     let canary = match &destinations {
         Destinations::Subsets { canary, .. } | Destinations::Hosts { canary, .. } => canary.clone(),
     };
     let steps_label: Vec<String> = a.steps.iter().map(u32::to_string).collect();
-    let mut applier = Applier::new(
-        client,
-        VirtualServiceRef {
+    Ok(Plan {
+        virtual_service: VirtualServiceRef {
             namespace: namespace.into(),
             name: name.into(),
             version: a.istio_version.clone(),
         },
-    );
-    applier.deadline = a.kube_deadline;
-    Ok(Promotion {
         // The same command gives the same id, so a rerun resumes this promotion.
         id: format!("{}:{canary}:{}", a.virtual_service, steps_label.join(",")),
         steps: default_steps(&a.steps, a.step_pause, !analysis.is_empty()),
@@ -166,7 +176,6 @@ pub fn build(a: &PromoteArgs, client: kube::Client) -> Result<Promotion, CliErro
         },
         analysis,
         sources: sources(&a.source, None, &a.prometheus)?,
-        applier,
         on_inconclusive: match a.on_inconclusive {
             InconclusiveAction::Pause => OnInconclusive::Pause,
             InconclusiveAction::Rollback => OnInconclusive::Rollback,
@@ -314,13 +323,14 @@ pub fn run(a: &PromoteArgs) -> Result<u8, CliError> {
         .enable_all()
         .build()
         .map_err(|e| CliError::usage(format!("cannot start the async runtime: {e}")))?;
+    let plan = plan(a)?;
     runtime.block_on(async {
         let client = kube::Client::try_default().await.map_err(|e| {
             CliError::usage(format!(
                 "no Kubernetes connection (KUBECONFIG or in-cluster config): {e}"
             ))
         })?;
-        let promotion = build(a, client)?;
+        let promotion = plan.connect(client, a.kube_deadline);
         let mut sink = EventSink::new(a.audit.as_ref())?;
         let report = if a.abort {
             promotion.abort().await
