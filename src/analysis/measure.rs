@@ -11,7 +11,7 @@ use super::result::Measurement;
 use super::Phase;
 use crate::condition::{self, JsonPath};
 use crate::source::{PromQuery, Range, Sources, WebRequest};
-use crate::template::argo::{parse_duration, Metric, PrometheusMetric, WebMetric};
+use crate::template::argo::{parse_duration, JudgeProvider, Metric, PrometheusMetric, WebMetric};
 
 /// Take one measurement of `metric`.
 pub async fn measure(metric: &Metric, sources: &Sources) -> Measurement {
@@ -20,6 +20,8 @@ pub async fn measure(metric: &Metric, sources: &Sources) -> Measurement {
         prometheus(metric, p, sources).await
     } else if let Some(w) = &metric.provider.web {
         web(metric, w, sources).await
+    } else if let Some(j) = &metric.provider.judge {
+        judged(metric, j, sources).await
     } else {
         Err("no supported provider".to_string())
     };
@@ -164,4 +166,29 @@ async fn web(metric: &Metric, w: &WebMetric, sources: &Sources) -> Result<Outcom
             Ok(judge(metric, &result, selected.to_string(), Vec::new()))
         }
     }
+}
+
+/// One judgement of a Judge spec: the result is `{verdict, score, reasons}`; a failed query is
+/// an Error measurement, never a verdict.
+async fn judged(metric: &Metric, j: &JudgeProvider, sources: &Sources) -> Result<Outcome, String> {
+    let judgement = crate::judging::run(
+        &j.spec,
+        &j.args,
+        sources,
+        chrono::Utc::now(),
+        crate::judging::JudgeOptions::default(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let json = serde_json::json!({
+        "verdict": judgement.verdict,
+        "score": judgement.score,
+        "reasons": judgement.reasons,
+    });
+    let result = condition::from_json(&json);
+    let mut outcome = judge(metric, &result, json.to_string(), Vec::new());
+    if outcome.message.is_empty() {
+        outcome.message = judgement.reasons.join("; ");
+    }
+    Ok(outcome)
 }

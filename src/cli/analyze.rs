@@ -70,30 +70,20 @@ pub fn parse_args(pairs: &[String]) -> Result<BTreeMap<String, String>, CliError
     Ok(out)
 }
 
-/// Load AnalysisTemplate files, resolve their args and validate every metric; every problem
-/// of every file is reported (exit 64), not only the first.
+/// Load AnalysisTemplate files and Judge specs, resolve their args and validate every metric;
+/// every problem of every file is reported (exit 64), not only the first. `judge_every`: see
+/// [`template::load_analysis`].
 pub fn load_metrics(
     paths: &[PathBuf],
     given: &BTreeMap<String, String>,
+    judge_every: Option<std::time::Duration>,
 ) -> Result<Vec<template::ResolvedMetric>, CliError> {
-    let mut templates = Vec::new();
-    let mut errors = Vec::new();
-    for path in paths {
-        match template::load_file(path) {
-            Ok(mut t) => templates.append(&mut t),
-            Err(mut e) => errors.append(&mut e),
+    template::load_analysis(paths, given, judge_every).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        CliError {
+            message: lines.join("\nerror: "),
+            code: EXIT_USAGE,
         }
-    }
-    if errors.is_empty() {
-        match template::resolve(&templates, given) {
-            Ok(m) => return Ok(m),
-            Err(mut e) => errors.append(&mut e),
-        }
-    }
-    let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-    Err(CliError {
-        message: lines.join("\nerror: "),
-        code: EXIT_USAGE,
     })
 }
 
@@ -123,7 +113,7 @@ pub fn sources(
 /// Run the command; returns the exit code.
 pub fn run(a: &AnalyzeArgs) -> Result<u8, CliError> {
     let given = parse_args(&a.args)?;
-    let metrics = load_metrics(&a.templates, &given)?;
+    let metrics = load_metrics(&a.templates, &given, None)?;
     let sources = sources(&a.source, a.record.as_ref(), &a.prometheus)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -11,10 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::template::judge_spec::{self, JudgeSpec};
-use crate::template::yaml;
 
 /// A file that could not be loaded.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -202,62 +200,14 @@ fn list(dir: &Path) -> Result<Vec<(PathBuf, String)>, String> {
     Ok(out)
 }
 
-/// The Judge documents of a file (other kinds skipped).
+/// The Judge documents of a file (other kinds skipped), errors as one text.
 fn load_judges(file: &str, text: &str) -> Result<Vec<JudgeSpec>, String> {
-    let docs = yaml::load_documents(text)
-        .map_err(|e| format!("{file}:{}: YAML syntax error: {}", e.line, e.message))?;
-    let has_judge = docs
-        .iter()
-        .any(|d| d.value.get("kind").and_then(Value::as_str) == Some("Judge"));
-    if !has_judge {
-        return Ok(Vec::new());
-    }
-    // Re-split so only Judge documents are parsed (line numbers stay those of the file).
-    let judges: Vec<String> = split_documents(text)
-        .into_iter()
-        .map(|(offset, doc)| {
-            let is_judge = yaml::load_documents(&doc)
-                .ok()
-                .and_then(|d| d.into_iter().next())
-                .is_some_and(|d| d.value.get("kind").and_then(Value::as_str) == Some("Judge"));
-            if is_judge {
-                "\n".repeat(offset) + &doc
-            } else {
-                String::new()
-            }
-        })
-        .collect();
-    let mut specs = Vec::new();
-    let mut errors = Vec::new();
-    for j in judges.iter().filter(|j| !j.trim().is_empty()) {
-        match judge_spec::parse_str(file, j) {
-            Ok(mut s) => specs.append(&mut s),
-            Err(e) => errors.extend(e.into_iter().map(|e| e.to_string())),
-        }
-    }
-    if errors.is_empty() {
-        Ok(specs)
-    } else {
-        Err(errors.join("\n"))
-    }
-}
-
-/// Split a multi-document YAML text at `---` lines: (line offset, document text).
-fn split_documents(text: &str) -> Vec<(usize, String)> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut current = String::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim_end() == "---" || line.starts_with("--- ") {
-            out.push((start, std::mem::take(&mut current)));
-            start = i + 1;
-            continue;
-        }
-        current.push_str(line);
-        current.push('\n');
-    }
-    out.push((start, current));
-    out
+    judge_spec::judges_in(file, text).map_err(|e| {
+        e.iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
 }
 
 #[cfg(test)]

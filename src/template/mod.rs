@@ -98,6 +98,167 @@ pub fn load_file(path: &Path) -> Result<Vec<Template>, Vec<TemplateError>> {
     parse_str(&label, &text)
 }
 
+/// Load analysis files for `analyze` and `promote`: Argo AnalysisTemplates, and canary-engine
+/// Judge specs (files with `kind: Judge` documents), each Judge run as one metric whose
+/// measurement is a judgement (`pass` Successful, `fail` Failed, `marginal`/`inconclusive`
+/// Inconclusive). A given arg goes to every file that declares it; an arg nobody declares is
+/// an error. With `judge_every`, Judges measure at that interval until stopped (background
+/// analyses) and tolerate Inconclusive windows; without, they judge once.
+pub fn load_analysis(
+    paths: &[std::path::PathBuf],
+    given: &BTreeMap<String, String>,
+    judge_every: Option<std::time::Duration>,
+) -> Result<Vec<ResolvedMetric>, Vec<TemplateError>> {
+    let mut templates = Vec::new();
+    let mut judges = Vec::new();
+    let mut errors = Vec::new();
+    for path in paths {
+        let label = path.display().to_string();
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(located(
+                    &label,
+                    None,
+                    None,
+                    None,
+                    &format!("cannot read: {e}"),
+                ));
+                continue;
+            }
+        };
+        let is_judge = yaml::load_documents(&text).is_ok_and(|docs| {
+            docs.iter()
+                .any(|d| d.value.get("kind").and_then(Value::as_str) == Some("Judge"))
+        });
+        let loaded = if is_judge {
+            judge_spec::judges_in(&label, &text).map(|mut j| judges.append(&mut j))
+        } else {
+            parse_str(&label, &text).map(|mut t| templates.append(&mut t))
+        };
+        if let Err(mut e) = loaded {
+            errors.append(&mut e);
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let judge_args: Vec<&str> = judges
+        .iter()
+        .flat_map(|j| j.args.iter().map(|(n, _)| n.as_str()))
+        .collect();
+    let template_args: Vec<&str> = templates
+        .iter()
+        .flat_map(|t| t.args.iter().map(|a| a.name.as_str()))
+        .collect();
+    let mut out = Vec::new();
+    if templates.is_empty() {
+        for name in given.keys() {
+            if !judge_args.contains(&name.as_str()) {
+                errors.push(located(
+                    &paths_label(paths),
+                    None,
+                    None,
+                    Some("args".into()),
+                    &format!("argument {name:?} is not declared by any of these files"),
+                ));
+            }
+        }
+    } else {
+        let for_templates: BTreeMap<String, String> = given
+            .iter()
+            .filter(|(k, _)| {
+                template_args.contains(&k.as_str()) || !judge_args.contains(&k.as_str())
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        match resolve(&templates, &for_templates) {
+            Ok(mut m) => out.append(&mut m),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    for spec in judges {
+        let mine: BTreeMap<String, String> = given
+            .iter()
+            .filter(|(k, _)| spec.args.iter().any(|(n, _)| n == *k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let at = |e: &dyn fmt::Display| {
+            located(
+                &spec.file,
+                None,
+                Some(spec.name.clone()),
+                Some("args".into()),
+                &e.to_string(),
+            )
+        };
+        let values = match spec
+            .resolve_args(&mine)
+            .and_then(|v| spec.render(&v).map(|_| v))
+        {
+            Ok(v) => v,
+            Err(e) => {
+                errors.push(at(&e));
+                continue;
+            }
+        };
+        if out
+            .iter()
+            .any(|r: &ResolvedMetric| r.metric.name == spec.name)
+        {
+            errors.push(at(&format!("duplicate metric name '{}'", spec.name)));
+            continue;
+        }
+        out.push(judge_metric(spec, values, judge_every));
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+fn paths_label(paths: &[std::path::PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A Judge spec as a metric (see [`load_analysis`]).
+pub fn judge_metric(
+    spec: judge_spec::JudgeSpec,
+    args: BTreeMap<String, String>,
+    every: Option<std::time::Duration>,
+) -> ResolvedMetric {
+    let metric = Metric {
+        name: spec.name.clone(),
+        interval: every.map(|d| format!("{}s", d.as_secs().max(1))),
+        initial_delay: None,
+        count: None,
+        success_condition: "result.verdict == \"pass\"".into(),
+        failure_condition: "result.verdict == \"fail\"".into(),
+        failure_limit: None,
+        // A background Judge sees thin data in its first windows: only `fail` decides.
+        inconclusive_limit: every.map(|_| i64::MAX),
+        consecutive_error_limit: None,
+        consecutive_success_limit: None,
+        provider: argo::Provider {
+            judge: Some(argo::JudgeProvider {
+                spec: std::sync::Arc::new(spec),
+                args,
+            }),
+            ..Default::default()
+        },
+    };
+    ResolvedMetric {
+        template: format!("Judge/{}", metric.name),
+        metric,
+        dry_run: false,
+    }
+}
+
 /// Parse every document of a YAML text as an Argo analysis template.
 pub fn parse_str(file: &str, text: &str) -> Result<Vec<Template>, Vec<TemplateError>> {
     let docs = yaml::load_documents(text).map_err(|e| vec![syntax_error(file, &e)])?;

@@ -291,6 +291,63 @@ pub fn parse_str(file: &str, text: &str) -> Result<Vec<JudgeSpec>, Vec<TemplateE
     }
 }
 
+/// The Judge documents of a file (other kinds skipped).
+pub fn judges_in(file: &str, text: &str) -> Result<Vec<JudgeSpec>, Vec<TemplateError>> {
+    let docs = yaml::load_documents(text).map_err(|e| vec![super::syntax_error(file, &e)])?;
+    let has_judge = docs
+        .iter()
+        .any(|d| d.value.get("kind").and_then(Value::as_str) == Some("Judge"));
+    if !has_judge {
+        return Ok(Vec::new());
+    }
+    // Re-split so only Judge documents are parsed (line numbers stay those of the file).
+    let judges: Vec<String> = split_documents(text)
+        .into_iter()
+        .map(|(offset, doc)| {
+            let is_judge = yaml::load_documents(&doc)
+                .ok()
+                .and_then(|d| d.into_iter().next())
+                .is_some_and(|d| d.value.get("kind").and_then(Value::as_str) == Some("Judge"));
+            if is_judge {
+                "\n".repeat(offset) + &doc
+            } else {
+                String::new()
+            }
+        })
+        .collect();
+    let mut specs = Vec::new();
+    let mut errors = Vec::new();
+    for j in judges.iter().filter(|j| !j.trim().is_empty()) {
+        match parse_str(file, j) {
+            Ok(mut s) => specs.append(&mut s),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(specs)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Split a multi-document YAML text at `---` lines: (line offset, document text).
+fn split_documents(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut current = String::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim_end() == "---" || line.starts_with("--- ") {
+            out.push((start, std::mem::take(&mut current)));
+            start = i + 1;
+            continue;
+        }
+        current.push_str(line);
+        current.push('\n');
+    }
+    out.push((start, current));
+    out
+}
+
 /// Parse a Judge spec given as JSON (an inline spec in a request body).
 pub fn from_json(value: &Value) -> Result<JudgeSpec, Vec<TemplateError>> {
     let text = serde_json::to_string(value).unwrap_or_default();
