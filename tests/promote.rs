@@ -83,7 +83,9 @@ fn promotion(kube: &FakeKube, dir: &tempfile::TempDir, query: &str) -> Promotion
         id: "reviews-v2".into(),
         steps: default_steps(&[10, 50, 100], Duration::ZERO, true),
         target: target(),
-        analysis: analysis(query),
+        analyses: vec![analysis(query)],
+        background: None,
+        watch: Duration::ZERO,
         sources: sources(dir),
         applier,
         on_inconclusive: OnInconclusive::Pause,
@@ -240,7 +242,7 @@ async fn abort_and_interrupt_roll_back() {
     let mut p = promotion(&kube, &dir, "q_good");
     p.steps = vec![
         Step::SetWeight(10),
-        Step::Pause(Duration::from_secs(30)),
+        Step::Pause(Some(Duration::from_secs(30))),
         Step::SetWeight(100),
     ];
     let interrupt = tokio::time::sleep(Duration::from_millis(300));

@@ -3,16 +3,21 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
+
+use std::collections::BTreeMap;
 
 use super::analyze::{load_metrics, parse_args, sources};
 use super::prometheus_args::PrometheusArgs;
 use super::{write_stdout, CliError};
-use crate::promote::{self, default_steps, Event, OnInconclusive, Outcome, Promotion, Report};
-use crate::traffic::apply::{Applier, VirtualServiceRef};
-use crate::traffic::{Destinations, Target};
+use crate::promote::{
+    self, default_steps, rollout, Event, OnInconclusive, Outcome, Promotion, Report,
+};
+use crate::traffic::apply::{Applier, ApplyError, VirtualServiceRef};
+use crate::traffic::{Destinations, Target, TlsRoute};
 
 /// What to do on an Inconclusive analysis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -28,12 +33,28 @@ pub enum InconclusiveAction {
 /// 2 paused, 3 infrastructure error, 64 usage error. Rerun the same command to resume.
 #[derive(Debug, Args)]
 pub struct PromoteArgs {
-    /// The VirtualService, as NAMESPACE/NAME.
+    /// Argo Rollout manifest to follow: its `canary.steps` (setWeight, pause, analysis), its
+    /// background `canary.analysis` and its `trafficRouting.istio` replace the flags below.
+    /// The templates it names are looked up in --templates-dir.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["steps", "step_pause", "analysis", "routes", "stable_subset", "stable_host", "background_analysis"])]
+    pub rollout: Option<PathBuf>,
+    /// Where to find the AnalysisTemplates and Judges a --rollout names (by metadata.name, or
+    /// a Judge's name); repeatable. Default: the Rollout file's directory.
+    #[arg(long = "templates-dir", value_name = "DIR", requires = "rollout")]
+    pub templates_dirs: Vec<PathBuf>,
+    /// The VirtualService, as NAMESPACE/NAME (with --rollout: defaults to the Rollout's).
     #[arg(long, value_name = "NAMESPACE/NAME")]
-    pub virtual_service: String,
+    pub virtual_service: Option<String>,
     /// HTTP route to manage (repeatable; default: the only route, or the first unnamed one).
     #[arg(long = "route", value_name = "NAME")]
     pub routes: Vec<String>,
+    /// TLS route to manage, as PORT or PORT:SNI[,SNI…] (repeatable; matched as Argo's
+    /// `tlsRoutes`).
+    #[arg(long = "tls-route", value_name = "PORT[:SNI,…]")]
+    pub tls_routes: Vec<String>,
+    /// TCP route to manage, by port (repeatable).
+    #[arg(long = "tcp-route", value_name = "PORT")]
+    pub tcp_routes: Vec<i64>,
     /// Stable DestinationRule subset (with --canary-subset).
     #[arg(long, requires = "canary_subset", conflicts_with_all = ["stable_host", "canary_host"])]
     pub stable_subset: Option<String>,
@@ -55,7 +76,20 @@ pub struct PromoteArgs {
     /// AnalysisTemplate file run at each step (repeatable; all run together).
     #[arg(long = "analysis", value_name = "TEMPLATE.yaml")]
     pub analysis: Vec<PathBuf>,
-    /// Template argument NAME=VALUE (repeatable).
+    /// Analysis run across the whole promotion (AnalysisTemplate or Judge spec; repeatable):
+    /// Failed or Error rolls back at once, whatever step is running. Judges judge every
+    /// --background-interval.
+    #[arg(long = "background-analysis", value_name = "TEMPLATE.yaml")]
+    pub background_analysis: Vec<PathBuf>,
+    /// How often a background Judge judges.
+    #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
+    pub background_interval: Duration,
+    /// After the last step, keep the background analysis running this long (the
+    /// post-promotion watch); a failure in it still rolls back.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub watch: Duration,
+    /// Template argument NAME=VALUE (repeatable; overrides a Rollout's own arg values and
+    /// gives those it takes from the cluster, like podTemplateHashValue).
     #[arg(long = "arg", value_name = "NAME=VALUE")]
     pub args: Vec<String>,
     /// Take one measurement per metric at each analysis (ignore interval/count).
@@ -96,7 +130,9 @@ pub struct Plan {
     id: String,
     steps: Vec<promote::Step>,
     target: Target,
-    analysis: Vec<crate::template::ResolvedMetric>,
+    analyses: Vec<Vec<crate::template::ResolvedMetric>>,
+    background: Option<promote::Background>,
+    watch: Duration,
     sources: crate::source::Sources,
     on_inconclusive: OnInconclusive,
     analysis_once: bool,
@@ -111,7 +147,9 @@ impl Plan {
             id: self.id,
             steps: self.steps,
             target: self.target,
-            analysis: self.analysis,
+            analyses: self.analyses,
+            background: self.background,
+            watch: self.watch,
             sources: self.sources,
             applier,
             on_inconclusive: self.on_inconclusive,
@@ -122,59 +160,125 @@ impl Plan {
 
 /// Check the flags and load the analysis templates.
 pub fn plan(a: &PromoteArgs) -> Result<Plan, CliError> {
-    let (namespace, name) = a
-        .virtual_service
-        .split_once('/')
-        .filter(|(n, v)| !n.is_empty() && !v.is_empty())
-        .ok_or_else(|| CliError::usage("--virtual-service must be NAMESPACE/NAME"))?;
-    let destinations = match (
-        &a.stable_subset,
-        &a.canary_subset,
-        &a.stable_host,
-        &a.canary_host,
-    ) {
-        (Some(s), Some(c), None, None) => Destinations::Subsets {
-            stable: s.clone(),
-            canary: c.clone(),
-        },
-        (None, None, Some(s), Some(c)) => Destinations::Hosts {
-            stable: s.clone(),
-            canary: c.clone(),
-        },
-        _ => {
-            return Err(CliError::usage(
-                "give --stable-subset and --canary-subset, or --stable-host and --canary-host",
+    let given = parse_args(&a.args)?;
+    let from_rollout = match &a.rollout {
+        Some(path) => Some(rollout_plan(a, path, &given)?),
+        None => None,
+    };
+    let vs_flag = a.virtual_service.as_deref().map(|v| {
+        v.split_once('/')
+            .filter(|(n, v)| !n.is_empty() && !v.is_empty())
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .ok_or_else(|| CliError::usage("--virtual-service must be NAMESPACE/NAME"))
+    });
+    let vs_flag = vs_flag.transpose()?;
+    let mut tls_routes = Vec::new();
+    for t in &a.tls_routes {
+        let (port, sni) = t.split_once(':').unwrap_or((t, ""));
+        let port = port.parse::<i64>().map_err(|_| {
+            CliError::usage(format!(
+                "--tls-route {t:?}: expected PORT or PORT:SNI[,SNI…]"
             ))
+        })?;
+        tls_routes.push(TlsRoute {
+            port,
+            sni_hosts: sni
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+        });
+    }
+    let background_flags = if a.background_analysis.is_empty() {
+        None
+    } else {
+        Some(promote::Background {
+            metrics: load_metrics(&a.background_analysis, &given, Some(a.background_interval))?,
+            starting_step: 0,
+        })
+    };
+
+    let (namespace, name, steps, analyses, background, target) = match from_rollout {
+        Some(r) => {
+            let (namespace, name) = match vs_flag {
+                Some(v) => v,
+                None => r.virtual_service,
+            };
+            let mut target = r.target;
+            target.tls_routes.extend(tls_routes);
+            target.tcp_ports.extend(&a.tcp_routes);
+            (namespace, name, r.steps, r.analyses, r.background, target)
+        }
+        None => {
+            let (namespace, name) = vs_flag.ok_or_else(|| {
+                CliError::usage("give --virtual-service NAMESPACE/NAME (or --rollout FILE)")
+            })?;
+            let destinations = match (
+                &a.stable_subset,
+                &a.canary_subset,
+                &a.stable_host,
+                &a.canary_host,
+            ) {
+                (Some(s), Some(c), None, None) => Destinations::Subsets {
+                    stable: s.clone(),
+                    canary: c.clone(),
+                },
+                (None, None, Some(s), Some(c)) => Destinations::Hosts {
+                    stable: s.clone(),
+                    canary: c.clone(),
+                },
+                _ => return Err(CliError::usage(
+                    "give --stable-subset and --canary-subset, or --stable-host and --canary-host",
+                )),
+            };
+            if a.steps.is_empty() || a.steps.iter().any(|w| *w > 100) {
+                return Err(CliError::usage("--steps must be weights between 0 and 100"));
+            }
+            let analysis = if a.analysis.is_empty() {
+                Vec::new()
+            } else {
+                load_metrics(&a.analysis, &given, None)?
+            };
+            let steps = default_steps(&a.steps, a.step_pause, !analysis.is_empty());
+            let target = Target {
+                http_routes: a.routes.clone(),
+                tls_routes,
+                tcp_ports: a.tcp_routes.clone(),
+                destinations,
+            };
+            (namespace, name, steps, vec![analysis], None, target)
         }
     };
-    if a.steps.is_empty() || a.steps.iter().any(|w| *w > 100) {
-        return Err(CliError::usage("--steps must be weights between 0 and 100"));
+    let background = background_flags.or(background);
+    if !a.watch.is_zero() && background.is_none() {
+        return Err(CliError::usage(
+            "--watch keeps the background analysis running after the last step: give \
+             --background-analysis (or a Rollout with canary.analysis)",
+        ));
     }
-    let analysis = if a.analysis.is_empty() {
-        Vec::new()
-    } else {
-        load_metrics(&a.analysis, &parse_args(&a.args)?)?
-    };
-    let canary = match &destinations {
+    let canary = match &target.destinations {
         Destinations::Subsets { canary, .. } | Destinations::Hosts { canary, .. } => canary.clone(),
     };
-    let steps_label: Vec<String> = a.steps.iter().map(u32::to_string).collect();
+    let weights: Vec<String> = steps
+        .iter()
+        .filter_map(|s| match s {
+            promote::Step::SetWeight(w) => Some(w.to_string()),
+            _ => None,
+        })
+        .collect();
     Ok(Plan {
+        // The same command gives the same id, so a rerun resumes this promotion.
+        id: format!("{namespace}/{name}:{canary}:{}", weights.join(",")),
         virtual_service: VirtualServiceRef {
-            namespace: namespace.into(),
-            name: name.into(),
+            namespace,
+            name,
             version: a.istio_version.clone(),
         },
-        // The same command gives the same id, so a rerun resumes this promotion.
-        id: format!("{}:{canary}:{}", a.virtual_service, steps_label.join(",")),
-        steps: default_steps(&a.steps, a.step_pause, !analysis.is_empty()),
-        target: Target {
-            http_routes: a.routes.clone(),
-            tls_routes: Vec::new(),
-            tcp_ports: Vec::new(),
-            destinations,
-        },
-        analysis,
+        steps,
+        target,
+        analyses,
+        background,
+        watch: a.watch,
         sources: sources(&a.source, None, &a.prometheus)?,
         on_inconclusive: match a.on_inconclusive {
             InconclusiveAction::Pause => OnInconclusive::Pause,
@@ -184,18 +288,298 @@ pub fn plan(a: &PromoteArgs) -> Result<Plan, CliError> {
     })
 }
 
-/// Prints events: a line each on a terminal, JSON lines otherwise; and appends them to the
-/// audit ledger.
+/// What a Rollout manifest gives, its templates loaded.
+struct FromRollout {
+    virtual_service: (String, String),
+    steps: Vec<promote::Step>,
+    analyses: Vec<Vec<crate::template::ResolvedMetric>>,
+    background: Option<promote::Background>,
+    target: Target,
+}
+
+fn rollout_plan(
+    a: &PromoteArgs,
+    path: &std::path::Path,
+    given: &BTreeMap<String, String>,
+) -> Result<FromRollout, CliError> {
+    let label = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::usage(format!("cannot read {label}: {e}")))?;
+    let r = rollout::parse(&label, &text).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        CliError::usage(lines.join("\nerror: "))
+    })?;
+    let dirs: Vec<PathBuf> = if a.templates_dirs.is_empty() {
+        vec![path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), PathBuf::from)]
+    } else {
+        a.templates_dirs.clone()
+    };
+    let index = template_index(&dirs)?;
+    let load = |what: &str, refs: &rollout::AnalysisRef, judge_every: Option<Duration>| {
+        let mut files = Vec::new();
+        for t in &refs.templates {
+            match index.get(t) {
+                Some(f) if !files.contains(f) => files.push(f.clone()),
+                Some(_) => {}
+                None => {
+                    return Err(CliError::usage(format!(
+                        "{label}: {what} names template {t:?}, which no file in {} defines",
+                        dirs.iter()
+                            .map(|d| d.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )))
+                }
+            }
+        }
+        let mut args: BTreeMap<String, String> = refs.args.iter().cloned().collect();
+        for (name, from) in &refs.from_cluster {
+            if !given.contains_key(name) {
+                return Err(CliError::usage(format!(
+                    "{label}: {what} arg {name:?} takes its value from the cluster ({from}): \
+                     give it with --arg {name}=VALUE"
+                )));
+            }
+        }
+        // --arg overrides the Rollout's values, for the args these templates declare.
+        let metrics_args = |declared: &[String]| -> BTreeMap<String, String> {
+            let mut out = args.clone();
+            for (k, v) in given {
+                if declared.contains(k) || refs.from_cluster.iter().any(|(n, _)| n == k) {
+                    out.insert(k.clone(), v.clone());
+                }
+            }
+            out
+        };
+        let declared = declared_args(&files);
+        args = metrics_args(&declared);
+        args.retain(|k, _| declared.contains(k));
+        let metrics = load_metrics(&files, &args, judge_every)?;
+        // A file may define more templates than the step names: keep the named ones.
+        Ok(metrics
+            .into_iter()
+            .filter(|m| {
+                refs.templates
+                    .iter()
+                    .any(|t| m.template == *t || m.template == format!("Judge/{t}"))
+            })
+            .collect::<Vec<_>>())
+    };
+    let mut steps = Vec::new();
+    let mut analyses = Vec::new();
+    for (i, s) in r.steps.iter().enumerate() {
+        steps.push(match s {
+            rollout::RolloutStep::SetWeight(w) => promote::Step::SetWeight(*w),
+            rollout::RolloutStep::Pause(d) => promote::Step::Pause(*d),
+            rollout::RolloutStep::Analysis(refs) => {
+                analyses.push(load(&format!("step {i}"), refs, None)?);
+                promote::Step::Analysis(analyses.len() - 1)
+            }
+        });
+    }
+    let background = match &r.background {
+        Some((refs, starting_step)) => Some(promote::Background {
+            metrics: load("canary.analysis", refs, Some(a.background_interval))?,
+            starting_step: *starting_step,
+        }),
+        None => None,
+    };
+    let namespace = r
+        .virtual_service
+        .0
+        .or(r.namespace)
+        .unwrap_or_else(|| "default".into());
+    Ok(FromRollout {
+        virtual_service: (namespace, r.virtual_service.1),
+        steps,
+        analyses,
+        background,
+        target: Target {
+            http_routes: r.routes,
+            tls_routes: r.tls_routes,
+            tcp_ports: r.tcp_ports,
+            destinations: r.destinations,
+        },
+    })
+}
+
+/// Template and Judge names → the file defining them, over `dirs` (YAML files, not recursive).
+fn template_index(dirs: &[PathBuf]) -> Result<BTreeMap<String, PathBuf>, CliError> {
+    let mut out = BTreeMap::new();
+    for dir in dirs {
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| CliError::usage(format!("--templates-dir {}: {e}", dir.display())))?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+            .collect();
+        files.sort();
+        for f in files {
+            let Ok(text) = std::fs::read_to_string(&f) else {
+                continue;
+            };
+            let Ok(docs) = crate::template::yaml::load_documents(&text) else {
+                continue;
+            };
+            for d in docs {
+                let name = match d.value.get("kind").and_then(serde_json::Value::as_str) {
+                    Some("AnalysisTemplate" | "ClusterAnalysisTemplate") => {
+                        d.value.pointer("/metadata/name")
+                    }
+                    Some("Judge") => d.value.get("name"),
+                    _ => None,
+                };
+                if let Some(n) = name.and_then(serde_json::Value::as_str) {
+                    out.entry(n.to_string()).or_insert_with(|| f.clone());
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Names of the args the templates and Judges in `files` declare.
+fn declared_args(files: &[PathBuf]) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in files {
+        let Ok(text) = std::fs::read_to_string(f) else {
+            continue;
+        };
+        let Ok(docs) = crate::template::yaml::load_documents(&text) else {
+            continue;
+        };
+        for d in docs {
+            let args = d
+                .value
+                .pointer("/spec/args")
+                .or_else(|| d.value.get("args"))
+                .and_then(serde_json::Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for a in args {
+                let name = a
+                    .get("name")
+                    .and_then(serde_json::Value::as_str)
+                    .or_else(|| a.as_str());
+                if let Some(n) = name {
+                    out.push(n.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Prints events: on a terminal, a line each under a live status line (step, weight, time
+/// left in the step, last verdict) redrawn every second; JSON lines otherwise. Appends them to
+/// the audit ledger.
 pub struct EventSink {
     tty: bool,
+    human: bool,
     audit: Option<std::fs::File>,
+    status: Arc<Mutex<Status>>,
+    ticker: Option<std::thread::JoinHandle<()>>,
     /// Audit write failures (reported at the end).
     pub audit_errors: Vec<String>,
 }
 
+/// What the live status line shows.
+#[derive(Debug, Clone)]
+pub struct Status {
+    steps: usize,
+    index: Option<usize>,
+    step: String,
+    weight: u32,
+    started: Instant,
+    expected: Option<f64>,
+    verdict: String,
+    done: bool,
+}
+
+impl Status {
+    fn new(steps: usize) -> Self {
+        Status {
+            steps,
+            index: None,
+            step: String::new(),
+            weight: 0,
+            started: Instant::now(),
+            expected: None,
+            verdict: "-".into(),
+            done: false,
+        }
+    }
+
+    /// Take an event into account.
+    pub fn update(&mut self, e: &Event) {
+        match e {
+            Event::Step {
+                index,
+                step,
+                weight,
+                expected_seconds,
+            } => {
+                self.index = Some(*index);
+                self.step = step.clone();
+                self.weight = *weight;
+                self.started = Instant::now();
+                self.expected = *expected_seconds;
+            }
+            Event::Analysis {
+                phase, background, ..
+            } => {
+                self.verdict = if *background {
+                    format!("background {phase}")
+                } else {
+                    phase.to_string()
+                }
+            }
+            Event::Promoted { .. } | Event::RolledBack { .. } | Event::Paused { .. } => {
+                self.done = true
+            }
+            Event::Started { .. } => {}
+        }
+    }
+
+    /// The status line, e.g. `step 4/9 pause 5m · canary 50 % · 3m 12s left · last verdict
+    /// Successful`.
+    pub fn line(&self) -> String {
+        let Some(i) = self.index else {
+            return "starting…".into();
+        };
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let time = match self.expected {
+            Some(t) => {
+                let left = (t - elapsed).max(0.0).round() as u64;
+                format!(
+                    "{} left",
+                    humantime::format_duration(Duration::from_secs(left))
+                )
+            }
+            None => format!(
+                "{} so far",
+                humantime::format_duration(Duration::from_secs(elapsed as u64))
+            ),
+        };
+        let step = if i >= self.steps {
+            self.step.clone()
+        } else {
+            format!("step {}/{} {}", i + 1, self.steps, self.step)
+        };
+        format!(
+            "{step} · canary {} % · {time} · last verdict {}",
+            self.weight, self.verdict
+        )
+    }
+}
+
 impl EventSink {
-    /// Open the ledger (append-only) if asked.
-    pub fn new(audit: Option<&PathBuf>) -> Result<Self, CliError> {
+    /// Open the ledger (append-only) if asked; on a terminal, start the status line.
+    pub fn new(audit: Option<&PathBuf>, steps: usize) -> Result<Self, CliError> {
         let audit = match audit {
             None => None,
             Some(p) => Some(
@@ -208,9 +592,25 @@ impl EventSink {
                     })?,
             ),
         };
+        let tty = std::io::stderr().is_terminal();
+        let status = Arc::new(Mutex::new(Status::new(steps)));
+        let ticker = tty.then(|| {
+            let status = status.clone();
+            std::thread::spawn(move || loop {
+                std::thread::sleep(Duration::from_secs(1));
+                let s = status.lock().unwrap_or_else(|p| p.into_inner());
+                if s.done {
+                    break;
+                }
+                eprint!("\r\x1b[2K{}", s.line());
+            })
+        });
         Ok(EventSink {
-            tty: std::io::stderr().is_terminal(),
+            tty,
+            human: tty,
             audit,
+            status,
+            ticker,
             audit_errors: Vec::new(),
         })
     }
@@ -220,16 +620,39 @@ impl EventSink {
         let mut v = serde_json::to_value(e).unwrap_or_default();
         v["promotion"] = serde_json::Value::String(id.to_string());
         v["time"] = serde_json::Value::String(chrono::Utc::now().to_rfc3339());
-        if self.tty {
-            eprintln!("{}", human(e));
-        } else {
-            eprintln!("{v}");
+        {
+            let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
+            s.update(e);
+            if self.tty {
+                eprint!("\r\x1b[2K{}\n", human(e));
+                if !s.done {
+                    eprint!("{}", s.line());
+                }
+            } else if self.human {
+                eprintln!("{}", human(e));
+            } else {
+                eprintln!("{v}");
+            }
         }
         if let Some(f) = &mut self.audit {
             let line = format!("{v}\n");
             if let Err(err) = f.write_all(line.as_bytes()).and_then(|()| f.sync_data()) {
                 self.audit_errors.push(err.to_string());
             }
+        }
+    }
+
+    /// Lines for people even when stderr is not a terminal (the demo).
+    pub fn human_lines(mut self) -> Self {
+        self.human = true;
+        self
+    }
+
+    /// Stop the status line.
+    pub fn close(&mut self) {
+        self.status.lock().unwrap_or_else(|p| p.into_inner()).done = true;
+        if let Some(t) = self.ticker.take() {
+            let _ = t.join();
         }
     }
 }
@@ -249,12 +672,20 @@ pub fn human(e: &Event) -> String {
             index,
             step,
             weight,
+            ..
         } => format!("{t}  step {index}: {step} (canary {weight} %)"),
         Event::Analysis {
             index,
+            background: false,
             phase,
             message,
         } => format!("{t}  step {index}: analysis {phase} {message}"),
+        Event::Analysis {
+            index,
+            background: true,
+            phase,
+            message,
+        } => format!("{t}  step {index}: background analysis {phase} {message}"),
         Event::Promoted { weight } => format!("{t}  promoted: canary at {weight} %"),
         Event::RolledBack { reason } => format!("{t}  ROLLED BACK: {reason}"),
         Event::Paused { reason } => format!("{t}  paused: {reason}"),
@@ -279,13 +710,20 @@ pub fn markdown(r: &Report) -> String {
                 index,
                 step,
                 weight,
+                ..
             } => out.push_str(&format!("| {index} | {step} | canary {weight} % |\n")),
             Event::Analysis {
                 index,
+                background,
                 phase,
                 message,
             } => out.push_str(&format!(
-                "| {index} | analysis | {phase} {} |\n",
+                "| {index} | {} | {phase} {} |\n",
+                if *background {
+                    "background analysis"
+                } else {
+                    "analysis"
+                },
                 message.replace('|', "\\|")
             )),
             _ => {}
@@ -316,6 +754,32 @@ pub fn write_reports(r: &Report, report: Option<&PathBuf>) -> Result<(), CliErro
     Ok(())
 }
 
+/// A VirtualService that is missing, or whose routes do not fit the flags, is a usage error
+/// (exit 64) found before anything changes.
+async fn preflight(p: &Promotion) -> Result<(), CliError> {
+    let vs = &p.applier.target;
+    let object = match p.applier.get().await {
+        Ok(o) => o,
+        Err(ApplyError::NotFound(name)) => {
+            return Err(CliError::usage(format!(
+                "VirtualService {name} not found (networking.istio.io/{}): check \
+                 --virtual-service or the Rollout's trafficRouting.istio.virtualService",
+                vs.version
+            )))
+        }
+        // Other failures (API down, RBAC) are for the run to report as infrastructure errors.
+        Err(_) => return Ok(()),
+    };
+    crate::traffic::desired(&object, &p.target, 0)
+        .map(|_| ())
+        .map_err(|e| {
+            CliError::usage(format!(
+                "VirtualService {}/{} does not fit the promotion: {e}",
+                vs.namespace, vs.name
+            ))
+        })
+}
+
 /// Run the command.
 pub fn run(a: &PromoteArgs) -> Result<u8, CliError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -325,21 +789,21 @@ pub fn run(a: &PromoteArgs) -> Result<u8, CliError> {
         .map_err(|e| CliError::usage(format!("cannot start the async runtime: {e}")))?;
     let plan = plan(a)?;
     runtime.block_on(async {
+        let signal = super::terminate_signal();
         let client = kube::Client::try_default().await.map_err(|e| {
             CliError::usage(format!(
                 "no Kubernetes connection (KUBECONFIG or in-cluster config): {e}"
             ))
         })?;
         let promotion = plan.connect(client, a.kube_deadline);
-        let mut sink = EventSink::new(a.audit.as_ref())?;
+        preflight(&promotion).await?;
+        let mut sink = EventSink::new(a.audit.as_ref(), promotion.steps.len())?;
         let report = if a.abort {
             promotion.abort().await
         } else {
             let id = promotion.id.clone();
             promotion
-                .run(super::terminate_signal(), a.pause_on_signal, &mut |e| {
-                    sink.event(&id, e)
-                })
+                .run(signal, a.pause_on_signal, &mut |e| sink.event(&id, e))
                 .await
         };
         if a.abort {
@@ -347,6 +811,7 @@ pub fn run(a: &PromoteArgs) -> Result<u8, CliError> {
                 sink.event(&report.id, e);
             }
         }
+        sink.close();
         write_reports(&report, a.report.as_ref())?;
         write_stdout(&format!("{:?}: {}", report.outcome, report.reason))?;
         if !sink.audit_errors.is_empty() {

@@ -20,6 +20,8 @@ use crate::template::ResolvedMetric;
 use crate::traffic::apply::{Applier, ApplyError};
 use crate::traffic::{desired, Target, TrafficError};
 
+pub mod rollout;
+
 /// The annotation holding the promotion's progress.
 pub const ANNOTATION: &str = "canary-engine.io/promotion";
 
@@ -28,10 +30,23 @@ pub const ANNOTATION: &str = "canary-engine.io/promotion";
 pub enum Step {
     /// Send this percentage of traffic to the canary.
     SetWeight(u32),
-    /// Wait.
-    Pause(Duration),
-    /// Run the promotion's analysis; it must be Successful to go on.
-    Analysis,
+    /// Wait this long; `None` (Argo's `pause: {}`) stops the promotion as paused (exit 2)
+    /// until the same command is run again, which continues after the pause.
+    Pause(Option<Duration>),
+    /// Run the analysis at this index of [`Promotion::analyses`]; it must be Successful to go
+    /// on.
+    Analysis(usize),
+}
+
+/// An analysis that runs across the whole promotion (Argo's `canary.analysis`): from the
+/// step `starting_step` on, and through the post-promotion watch. Failed or Error rolls
+/// back at once, whatever step is running.
+#[derive(Debug, Clone)]
+pub struct Background {
+    /// Its metrics (give them an `interval`; a metric that ends Successful just stops).
+    pub metrics: Vec<ResolvedMetric>,
+    /// Step index it starts at (0: with the first step).
+    pub starting_step: usize,
 }
 
 /// What to do when an analysis is Inconclusive.
@@ -111,12 +126,18 @@ pub enum Event {
         step: String,
         /// Canary weight after it.
         weight: u32,
+        /// How long the step should take, when known (pauses; analyses with a `count`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expected_seconds: Option<f64>,
     },
     /// An analysis ended.
     #[serde(rename = "analysis.completed")]
     Analysis {
-        /// Step index.
+        /// Step index (for the background analysis: the step running when it ended).
         index: usize,
+        /// The background analysis, not a step's.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        background: bool,
         /// Argo phase.
         phase: Phase,
         /// Why.
@@ -150,8 +171,13 @@ pub struct Promotion {
     pub steps: Vec<Step>,
     /// Which routes and destinations.
     pub target: Target,
-    /// Analysis metrics (from AnalysisTemplates), run at each `Analysis` step.
-    pub analysis: Vec<ResolvedMetric>,
+    /// Analyses the `Analysis` steps run, by index (AnalysisTemplate metrics and Judges).
+    pub analyses: Vec<Vec<ResolvedMetric>>,
+    /// The analysis running across the whole promotion, if any.
+    pub background: Option<Background>,
+    /// After the last step, keep the background analysis running this long before declaring
+    /// the promotion done (a failure in it still rolls back).
+    pub watch: Duration,
     /// Where measurements come from.
     pub sources: Sources,
     /// Talks to the VirtualService.
@@ -265,7 +291,6 @@ impl Promotion {
             analyses: Vec::new(),
             on_event,
         };
-        tokio::pin!(interrupt);
         let current = match self.applier.get().await {
             Ok(v) => v,
             Err(e) => return run.finish(Outcome::Error, e.to_string(), 0),
@@ -299,20 +324,43 @@ impl Promotion {
             resumed_at_step: recorded.as_ref().map(|_| first),
         });
 
+        // What can stop the promotion between its own decisions: a signal, or the background
+        // analysis going bad. One future, polled wherever the promotion waits.
+        let (step_tx, step_rx) = tokio::sync::watch::channel(first);
+        let finished_background = std::cell::RefCell::new(Vec::new());
+        let stop = async {
+            tokio::select! {
+                _ = interrupt => Stop::Signal,
+                r = self.background_verdict(step_rx, &finished_background) => Stop::Background(Box::new(r)),
+            }
+        };
+        tokio::pin!(stop);
+        let cause: std::cell::Cell<Option<Stop>> = std::cell::Cell::new(None);
+
         for i in first..self.steps.len() {
+            step_tx.send_replace(i);
             let step = &self.steps[i];
-            let (describe, weight_after) = match step {
-                Step::SetWeight(w) => (format!("setWeight {w}"), *w),
-                Step::Pause(d) => (
+            let (describe, weight_after, expected) = match step {
+                Step::SetWeight(w) => (format!("setWeight {w}"), *w, None),
+                Step::Pause(Some(d)) => (
                     format!("pause {}", humantime::format_duration(*d)),
                     p.weight,
+                    Some(d.as_secs_f64()),
                 ),
-                Step::Analysis => ("analysis".to_string(), p.weight),
+                Step::Pause(None) => ("pause (until resumed)".to_string(), p.weight, None),
+                Step::Analysis(a) => (
+                    "analysis".to_string(),
+                    p.weight,
+                    self.analyses
+                        .get(*a)
+                        .and_then(|m| expected_duration(m, self.analysis_once)),
+                ),
             };
             run.emit(Event::Step {
                 index: i,
                 step: describe,
                 weight: weight_after,
+                expected_seconds: expected,
             });
             match step {
                 Step::SetWeight(w) => {
@@ -331,39 +379,56 @@ impl Promotion {
                         return run.finish(outcome, reason, p.weight);
                     }
                 }
-                Step::Pause(d) => {
-                    let interrupted = tokio::select! {
-                        _ = tokio::time::sleep(*d) => false,
-                        _ = &mut interrupt => true,
+                Step::Pause(None) => {
+                    // Argo's indefinite pause: stop here; the next run continues after it.
+                    p.step = i;
+                    p.phase = "paused".into();
+                    p.updated_at = now();
+                    let reason = format!(
+                        "paused at step {i} until resumed: run the same command again to continue"
+                    );
+                    if let Err(e) = self.record(None, &p).await {
+                        let reason = format!("could not record the pause: {e}");
+                        return run.finish(Outcome::Error, reason, p.weight);
+                    }
+                    run.emit(Event::Paused {
+                        reason: reason.clone(),
+                    });
+                    return run.finish(Outcome::Paused, reason, p.weight);
+                }
+                Step::Pause(Some(d)) => {
+                    let stopped = tokio::select! {
+                        _ = tokio::time::sleep(*d) => None,
+                        c = &mut stop => Some(c),
                     };
-                    if interrupted {
-                        return run.interrupted(&mut p, pause_on_interrupt).await;
+                    if let Some(c) = stopped {
+                        return run.stopped(&mut p, c, i, pause_on_interrupt).await;
                     }
                 }
-                Step::Analysis => {
-                    if self.analysis.is_empty() {
-                        continue;
-                    }
+                Step::Analysis(a) => {
+                    let metrics = match self.analyses.get(*a) {
+                        Some(m) if !m.is_empty() => m,
+                        _ => continue,
+                    };
                     let options = RunOptions {
                         once: self.analysis_once,
                     };
-                    let stopped = std::cell::Cell::new(false);
                     let report = {
                         let stop = async {
-                            (&mut interrupt).await;
-                            stopped.set(true);
+                            cause.set(Some((&mut stop).await));
                         };
-                        analysis::run(&self.analysis, &self.sources, options, stop, &mut |_| {})
-                            .await
+                        analysis::run(metrics, &self.sources, options, stop, &mut |_| {}).await
                     };
+                    if let Some(c) = cause.take() {
+                        run.analyses.push(report);
+                        return run.stopped(&mut p, c, i, pause_on_interrupt).await;
+                    }
                     let phase = report.phase;
                     let message = report.message.clone();
                     run.analyses.push(report);
-                    if stopped.get() {
-                        return run.interrupted(&mut p, pause_on_interrupt).await;
-                    }
                     run.emit(Event::Analysis {
                         index: i,
+                        background: false,
                         phase,
                         message: message.clone(),
                     });
@@ -404,6 +469,25 @@ impl Promotion {
                 }
             }
         }
+        let last = self.steps.len();
+        if self.background.is_some() && !self.watch.is_zero() {
+            // The post-promotion watch: the background analysis keeps judging at full weight.
+            step_tx.send_replace(last);
+            run.emit(Event::Step {
+                index: last,
+                step: format!("watch {}", humantime::format_duration(self.watch)),
+                weight: p.weight,
+                expected_seconds: Some(self.watch.as_secs_f64()),
+            });
+            let stopped = tokio::select! {
+                _ = tokio::time::sleep(self.watch) => None,
+                c = &mut stop => Some(c),
+            };
+            if let Some(c) = stopped {
+                return run.stopped(&mut p, c, last, pause_on_interrupt).await;
+            }
+        }
+        run.analyses.append(&mut finished_background.borrow_mut());
         p.phase = "promoted".into();
         p.updated_at = now();
         let weight = p.weight;
@@ -417,6 +501,36 @@ impl Promotion {
             format!("every step passed; canary at {weight} %"),
             weight,
         )
+    }
+
+    /// Resolves with the background analysis' report when it ends in anything but
+    /// Successful; never resolves otherwise (no background analysis, or one that ended
+    /// Successful, kept in `finished`).
+    async fn background_verdict(
+        &self,
+        mut step: tokio::sync::watch::Receiver<usize>,
+        finished: &std::cell::RefCell<Vec<RunReport>>,
+    ) -> RunReport {
+        let Some(b) = self.background.as_ref().filter(|b| !b.metrics.is_empty()) else {
+            return std::future::pending().await;
+        };
+        if step.wait_for(|s| *s >= b.starting_step).await.is_err() {
+            return std::future::pending().await;
+        }
+        let options = RunOptions { once: false };
+        let report = analysis::run(
+            &b.metrics,
+            &self.sources,
+            options,
+            std::future::pending(),
+            &mut |_| {},
+        )
+        .await;
+        if report.phase == Phase::Successful {
+            finished.borrow_mut().push(report);
+            return std::future::pending().await;
+        }
+        report
     }
 
     /// Roll back now (`--abort`).
@@ -464,6 +578,45 @@ impl Run<'_> {
         }
     }
 
+    /// The promotion was stopped from outside its steps: by a signal (roll back, or pause
+    /// when asked) or by the background analysis (its verdict decides).
+    async fn stopped(mut self, p: &mut Progress, cause: Stop, index: usize, pause: bool) -> Report {
+        match cause {
+            Stop::Signal => self.interrupted(p, pause).await,
+            Stop::Background(report) => {
+                let phase = report.phase;
+                let message = report.message.clone();
+                self.analyses.push(*report);
+                self.emit(Event::Analysis {
+                    index,
+                    background: true,
+                    phase,
+                    message: message.clone(),
+                });
+                p.verdicts.push(format!("background {phase}"));
+                if phase == Phase::Inconclusive
+                    && self.promotion.on_inconclusive == OnInconclusive::Pause
+                {
+                    p.phase = "paused".into();
+                    p.updated_at = now();
+                    let _ = self.promotion.record(None, p).await;
+                    let reason = format!("background analysis Inconclusive: {message}");
+                    self.emit(Event::Paused {
+                        reason: reason.clone(),
+                    });
+                    let w = p.weight;
+                    return self.finish(Outcome::Paused, reason, w);
+                }
+                let reason = format!("background analysis {phase}: {message}");
+                let outcome = self.promotion.rollback(p).await;
+                self.emit(Event::RolledBack {
+                    reason: reason.clone(),
+                });
+                self.finish(outcome, reason, 0)
+            }
+        }
+    }
+
     async fn interrupted(mut self, p: &mut Progress, pause: bool) -> Report {
         if pause {
             p.phase = "paused".into();
@@ -486,16 +639,52 @@ impl Run<'_> {
     }
 }
 
-/// The default steps for weights: setWeight, pause (if any), analysis — per weight.
+/// What stopped a promotion from outside its steps.
+enum Stop {
+    Signal,
+    Background(Box<RunReport>),
+}
+
+/// How long an analysis should take, when every metric has a `count` (or `once`).
+fn expected_duration(metrics: &[ResolvedMetric], once: bool) -> Option<f64> {
+    if once {
+        return None;
+    }
+    let mut longest: f64 = 0.0;
+    for m in metrics {
+        let delay = m
+            .metric
+            .initial_delay
+            .as_deref()
+            .and_then(|d| crate::template::argo::parse_duration(d).ok())
+            .map_or(0.0, |d| d.as_secs_f64());
+        let interval = m
+            .metric
+            .interval
+            .as_deref()
+            .and_then(|d| crate::template::argo::parse_duration(d).ok())
+            .map(|d| d.as_secs_f64());
+        let count = m.metric.count.unwrap_or(0);
+        let t = match (interval, count) {
+            (None, _) => 0.0,
+            (Some(_), c) if c <= 0 => return None,
+            (Some(i), c) => i * (c - 1) as f64,
+        };
+        longest = longest.max(delay + t);
+    }
+    Some(longest)
+}
+
+/// The default steps for weights: setWeight, pause (if any), analysis 0 — per weight.
 pub fn default_steps(weights: &[u32], pause: Duration, analysis: bool) -> Vec<Step> {
     let mut out = Vec::new();
     for w in weights {
         out.push(Step::SetWeight(*w));
         if !pause.is_zero() {
-            out.push(Step::Pause(pause));
+            out.push(Step::Pause(Some(pause)));
         }
         if analysis {
-            out.push(Step::Analysis);
+            out.push(Step::Analysis(0));
         }
     }
     out

@@ -71,7 +71,8 @@ pub enum ApplyError {
 #[derive(Clone)]
 pub struct Applier {
     api: Api<DynamicObject>,
-    target: VirtualServiceRef,
+    /// The VirtualService.
+    pub target: VirtualServiceRef,
     /// Give up retrying after this long.
     pub deadline: Duration,
     /// Each API call may take this long.
