@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::json;
 
-use super::promote::{human, markdown};
+use super::promote::{markdown, write_reports, EventSink};
 use super::{write_stdout, CliError};
 use crate::promote::{default_steps, OnInconclusive, Outcome, Promotion};
 use crate::source::Sources;
@@ -32,6 +32,10 @@ pub struct DemoArgs {
     /// Print the Markdown summaries (as written to $GITHUB_STEP_SUMMARY) too.
     #[arg(long)]
     pub markdown: bool,
+    /// Write the reports here: `report-v2.json`, `report-v3.json`, `summary.md` and the audit
+    /// ledger `audit.jsonl` (read it with `canary audit`).
+    #[arg(long, value_name = "DIR", default_value = "canary-demo")]
+    pub out: std::path::PathBuf,
 }
 
 fn vs() -> serde_json::Value {
@@ -71,6 +75,10 @@ fn run_in(a: &DemoArgs, dir: &std::path::Path) -> Result<u8, CliError> {
                 canary: "canary".into(),
             },
         };
+        std::fs::create_dir_all(&a.out)
+            .map_err(|e| CliError::usage(format!("cannot create {}: {e}", a.out.display())))?;
+        let _ = std::fs::remove_file(a.out.join("audit.jsonl"));
+        let mut summary = String::new();
         let mut all_as_expected = true;
         for (release, service, snapshot, expected) in [
             ("v2", "healthy", HEALTHY, Outcome::Promoted),
@@ -99,18 +107,27 @@ fn run_in(a: &DemoArgs, dir: &std::path::Path) -> Result<u8, CliError> {
                 id: format!("shop/checkout:{release}"),
                 steps: default_steps(&[10, 50, 100], Duration::from_millis(300), true),
                 target: target.clone(),
-                analysis,
+                analyses: vec![analysis],
+                background: None,
+                watch: Duration::ZERO,
                 sources: Sources::replay(&path).map_err(|e| CliError::usage(e.to_string()))?,
                 applier,
                 on_inconclusive: OnInconclusive::Pause,
                 analysis_once: true,
             };
             eprintln!("── release {release} of shop/checkout (recorded data: {service} service)");
+            let mut sink = EventSink::new(Some(&a.out.join("audit.jsonl")), promotion.steps.len())?
+                .human_lines();
+            let id = promotion.id.clone();
             let report = promotion
                 .run(std::future::pending::<()>(), false, &mut |e| {
-                    eprintln!("{}", human(e))
+                    sink.event(&id, e)
                 })
                 .await;
+            sink.close();
+            write_reports(&report, Some(&a.out.join(format!("report-{release}.json"))))?;
+            summary.push_str(&markdown(&report));
+            summary.push('\n');
             let object = kube.object("shop", "checkout").unwrap_or_default();
             let weights = current_weights(&object, &target)
                 .map(|w| format!("stable {} % / canary {} %", w[0].stable, w[0].canary))
@@ -131,6 +148,14 @@ fn run_in(a: &DemoArgs, dir: &std::path::Path) -> Result<u8, CliError> {
                 write_stdout(&markdown(&report))?;
             }
         }
+        let md = a.out.join("summary.md");
+        std::fs::write(&md, &summary)
+            .map_err(|e| CliError::usage(format!("cannot write {}: {e}", md.display())))?;
+        write_stdout(&format!(
+            "reports: {0}/report-v2.json {0}/report-v3.json {0}/summary.md; audit ledger: \
+             {0}/audit.jsonl (try `canary audit {0}/audit.jsonl`)",
+            a.out.display()
+        ))?;
         Ok(if all_as_expected { 0 } else { 1 })
     })
 }

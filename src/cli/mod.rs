@@ -2,6 +2,7 @@
 //! ARCHITECTURE.md; usage and input errors are 64 (EX_USAGE).
 
 pub mod analyze;
+pub mod audit;
 pub mod demo;
 pub mod judge;
 mod judge_table;
@@ -32,25 +33,36 @@ pub fn write_stdout(text: &str) -> Result<(), CliError> {
     }
 }
 
-/// Resolves on SIGTERM (Kubernetes stopping a pod, a CI job cancelled) or Ctrl-C.
-pub async fn terminate_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGTERM (Kubernetes stopping a pod, a CI job cancelled) or Ctrl-C. The
+/// handlers are installed when this is called, not when the future is first polled, so a
+/// signal that arrives while the caller is busy (mid-update of a VirtualService) is not lost
+/// and does not kill the process. Call it inside the tokio runtime.
+pub fn terminate_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async move {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = wait(term) => {}
+                _ = wait(int) => {}
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
+    {
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -82,6 +94,8 @@ pub enum Command {
     /// Two promotions end to end with no cluster and no Prometheus (embedded stand-ins and
     /// recorded data): a healthy release promoted, a regressed one rolled back.
     Demo(demo::DemoArgs),
+    /// List and filter the decisions in promotion audit ledgers (`promote --audit`).
+    Audit(audit::AuditArgs),
 }
 
 /// An error a command reports: a one-line message and the exit code.
@@ -120,6 +134,7 @@ pub fn run() -> ExitCode {
         Command::Serve(args) => serve::run(&args),
         Command::Promote(args) => promote::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Audit(args) => audit::run(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

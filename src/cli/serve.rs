@@ -183,7 +183,10 @@ pub fn run(a: &ServeArgs) -> Result<u8, CliError> {
     })
 }
 
-async fn shutdown_signal() {
-    super::terminate_signal().await;
-    tracing::info!("shutting down: draining in-flight requests");
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    let signal = super::terminate_signal();
+    async move {
+        signal.await;
+        tracing::info!("shutting down: draining in-flight requests");
+    }
 }
