@@ -1,0 +1,599 @@
+//! `canary promote` as a process, against the fake Kubernetes API reached through a
+//! kubeconfig (the real `kube` client, as kubectl would find it): signals, kill -9 at random
+//! moments then rerun, a Rollout manifest's steps and background analysis, Judge specs as
+//! analyses, a missing VirtualService, and `canary audit` over the ledger.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use canary_engine::source::snapshot::Entry;
+use canary_engine::source::{QueryValue, Series};
+use canary_engine::traffic::fake_kube::FakeKube;
+use canary_engine::traffic::{current_weights, Destinations, Target};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use rand_distr::{Distribution, Uniform};
+use serde_json::{json, Value};
+
+fn vs() -> Value {
+    json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+        "metadata": {"name": "reviews", "namespace": "prod"},
+        "spec": {"hosts": ["reviews"], "http": [{"name": "primary", "timeout": "5s",
+            "route": [{"destination": {"host": "reviews", "subset": "stable"}, "weight": 100},
+                      {"destination": {"host": "reviews", "subset": "canary"}, "weight": 0}]}]}})
+}
+
+fn target() -> Target {
+    Target {
+        http_routes: vec!["primary".into()],
+        tls_routes: vec![],
+        tcp_ports: vec![],
+        destinations: Destinations::Subsets {
+            stable: "stable".into(),
+            canary: "canary".into(),
+        },
+    }
+}
+
+/// (stable, canary) weights of the stored VirtualService.
+fn weights(kube: &FakeKube) -> (i64, i64) {
+    let o = kube.object("prod", "reviews").expect("stored");
+    let w = current_weights(&o, &target()).expect("managed route");
+    (w[0].stable, w[0].canary)
+}
+
+fn progress_phase(kube: &FakeKube) -> String {
+    let o = kube.object("prod", "reviews").expect("stored");
+    canary_engine::promote::progress_of(&o)
+        .map(|p| p.phase)
+        .unwrap_or_default()
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+    kube: FakeKube,
+}
+
+fn entry(key: &str, value: QueryValue) -> String {
+    let e = Entry {
+        kind: "prometheus".into(),
+        key: key.into(),
+        recorded_at: String::new(),
+        result: Some(value),
+        warnings: vec![],
+        response: None,
+        error: None,
+    };
+    serde_json::to_string(&e).unwrap()
+}
+
+fn series(values: impl Iterator<Item = f64>) -> QueryValue {
+    QueryValue::Matrix(vec![Series {
+        labels: Default::default(),
+        samples: values
+            .enumerate()
+            .map(|(i, v)| (1_700_000_000.0 + 30.0 * i as f64, v))
+            .collect(),
+    }])
+}
+
+impl Env {
+    async fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let kube = FakeKube::start().await;
+        kube.put(vs());
+        std::fs::write(
+            dir.path().join("kubeconfig"),
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: \"{}\"}}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: c\n  context: {{cluster: fake, user: u}}\ncurrent-context: c\n",
+                kube.url
+            ),
+        )
+        .unwrap();
+        // Scalar answers for the AnalysisTemplates, and latency series for the Judge: the
+        // `good` canary (hash c) matches the baseline (hash s), the `slow` one is twice as slow.
+        let mut snap = String::new();
+        for (q, v) in [("q_good", 0.99), ("q_bad", 0.1)] {
+            snap.push_str(&entry(
+                q,
+                QueryValue::Scalar {
+                    time: 0.0,
+                    value: v,
+                },
+            ));
+            snap.push('\n');
+        }
+        let noise = |i: usize| ((i * 37) % 11) as f64;
+        for (hash, scale) in [("s", 1.0), ("good", 1.0), ("slow", 2.0)] {
+            let key = format!("latency_ms{{h=\"{hash}\"}} [range 600s step 30s]");
+            snap.push_str(&entry(
+                &key,
+                series((0..20).map(|i| scale * (100.0 + noise(i)))),
+            ));
+            snap.push('\n');
+        }
+        std::fs::write(dir.path().join("snap.jsonl"), snap).unwrap();
+        for (name, query, interval) in
+            [("ok", "q_good", ""), ("bad", "q_bad", "    interval: 1s\n")]
+        {
+            std::fs::write(
+                dir.path().join(format!("{name}.yaml")),
+                format!(
+                    "apiVersion: argoproj.io/v1alpha1\nkind: AnalysisTemplate\nmetadata: {{name: {name}}}\nspec:\n  args: [{{name: service, value: reviews}}]\n  metrics:\n  - name: success-{name}\n{interval}    successCondition: result >= 0.9\n    failureCondition: result < 0.5\n    provider: {{prometheus: {{query: {query}}}}}\n"
+                ),
+            )
+            .unwrap();
+        }
+        std::fs::write(
+            dir.path().join("judge.yaml"),
+            "kind: Judge\nname: latency-judge\nargs: [canary_hash, stable_hash]\nwindow: 10m\nstep: 30s\nmetrics:\n- name: latency\n  query: latency_ms{h=\"{{variant.hash}}\"}\n",
+        )
+        .unwrap();
+        Env { dir, kube }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_canary"));
+        c.args(args)
+            .current_dir(self.dir.path())
+            .env("KUBECONFIG", self.path("kubeconfig"))
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .env("RUST_LOG", "off")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    }
+}
+
+const FLAGS: &[&str] = &[
+    "promote",
+    "--virtual-service",
+    "prod/reviews",
+    "--route",
+    "primary",
+    "--stable-subset",
+    "stable",
+    "--canary-subset",
+    "canary",
+    "--source",
+    "snapshot:snap.jsonl",
+    "--analysis-once",
+    "--audit",
+    "audit.jsonl",
+];
+
+fn with(extra: &[&'static str]) -> Vec<&'static str> {
+    FLAGS.iter().chain(extra).copied().collect()
+}
+
+/// Run to the end, off the async runtime (the fake API server lives on it).
+async fn finish(c: Command) -> (i32, String, String) {
+    tokio::task::spawn_blocking(move || {
+        let mut c = c;
+        let out = c.output().expect("run canary");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn ledger(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_rolls_back_or_leaves_the_weight_when_asked() {
+    for (pause_on_signal, code, expected) in [(false, 1, (100, 0)), (true, 2, (90, 10))] {
+        let env = Env::new().await;
+        let mut args = with(&["--analysis", "ok.yaml", "--step-pause", "60s"]);
+        if pause_on_signal {
+            args.push("--pause-on-signal");
+        }
+        let child = env.command(&args).spawn().unwrap();
+        let kube = env.kube.clone();
+        wait_for("canary at 10 %", || weights(&kube) == (90, 10)).await;
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill (procps)");
+        assert!(status.success());
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(code), "{stdout}");
+        assert_eq!(weights(&env.kube), expected);
+        let phase = if pause_on_signal {
+            "paused"
+        } else {
+            "rolled_back"
+        };
+        assert_eq!(progress_phase(&env.kube), phase);
+        assert!(stdout.contains("interrupted"), "{stdout}");
+        let events: Vec<String> = ledger(&env.path("audit.jsonl"))
+            .iter()
+            .map(|e| e["event"].as_str().unwrap_or("").to_string())
+            .collect();
+        let last = if pause_on_signal {
+            "deployment.paused"
+        } else {
+            "deployment.rolled_back"
+        };
+        assert_eq!(events.last().map(String::as_str), Some(last), "{events:?}");
+    }
+}
+
+/// Kill -9 at random moments, then rerun the same command: it resumes (or reports the
+/// finished promotion), the weights always sum to 100, and no step's weight is raised before
+/// every analysis up to it has passed — across all the runs' ledger entries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_at_random_moments_then_rerun_never_skips_an_analysis() {
+    let env = Env::new().await;
+    let args = with(&["--analysis", "ok.yaml", "--step-pause", "30ms"]);
+    // A new seed each run (printed, so a failure can be replayed).
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    eprintln!("kill -9 trials: seed {seed}");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let delays = Uniform::new(0u64, 400).unwrap();
+    let mut killed = 0;
+    let mut resumed = 0;
+    for trial in 0..24 {
+        env.kube.put(vs());
+        let _ = std::fs::remove_file(env.path("audit.jsonl"));
+        let mut child = env.command(&args).spawn().unwrap();
+        let delay = Duration::from_millis(delays.sample(&mut rng));
+        tokio::time::sleep(delay).await;
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            killed += 1;
+        }
+        let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+        let (s, c) = weights(&env.kube);
+        assert_eq!(s + c, 100, "trial {trial}: weights {s}/{c} after kill -9");
+
+        let (code, stdout, stderr) = finish(env.command(&args)).await;
+        assert_eq!(code, 0, "trial {trial}: rerun: {stdout}\n{stderr}");
+        assert_eq!(weights(&env.kube), (0, 100), "trial {trial}");
+        if stderr.contains("resumed_at_step\":") && !stderr.contains("resumed_at_step\":null") {
+            resumed += 1;
+        }
+
+        // Steps: setWeight 10 (0), pause (1), analysis (2), setWeight 50 (3), …
+        let mut passed: Vec<u64> = Vec::new();
+        for e in ledger(&env.path("audit.jsonl")) {
+            match e["event"].as_str() {
+                Some("analysis.completed") => {
+                    assert_eq!(e["phase"], "Successful");
+                    passed.push(e["index"].as_u64().unwrap());
+                }
+                Some("deployment.step") if e["step"].as_str().unwrap().starts_with("setWeight") => {
+                    let i = e["index"].as_u64().unwrap();
+                    for analysis in (2..i).step_by(3) {
+                        assert!(
+                            passed.contains(&analysis),
+                            "trial {trial}: step {i} raised the weight before analysis {analysis} passed"
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        for analysis in [2, 5, 8] {
+            assert!(
+                passed.contains(&analysis),
+                "trial {trial}: analysis {analysis} never ran"
+            );
+        }
+    }
+    assert!(killed >= 10, "only {killed} of 24 runs were killed mid-way");
+    assert!(
+        resumed >= 5,
+        "only {resumed} reruns resumed a recorded step"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_virtual_service_is_a_usage_error() {
+    let env = Env::new().await;
+    let args: Vec<&str> = FLAGS
+        .iter()
+        .map(|a| if *a == "prod/reviews" { "prod/nope" } else { a })
+        .collect();
+    let (code, _, stderr) = finish(env.command(&args)).await;
+    assert_eq!(code, 64, "{stderr}");
+    assert!(
+        stderr.contains("VirtualService prod/nope not found"),
+        "{stderr}"
+    );
+
+    let (code, _, stderr) = finish(env.command(&with(&["--route", "nope"]))).await;
+    assert_eq!(code, 64, "{stderr}");
+    assert!(stderr.contains("does not fit"), "{stderr}");
+    assert_eq!(weights(&env.kube), (100, 0), "nothing changed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn judge_specs_decide_promotions() {
+    for (canary, code, expected) in [("good", 0, (0, 100)), ("slow", 1, (100, 0))] {
+        let env = Env::new().await;
+        let canary_arg: &'static str = Box::leak(format!("canary_hash={canary}").into_boxed_str());
+        let args = with(&[
+            "--steps",
+            "10,100",
+            "--analysis",
+            "judge.yaml",
+            "--arg",
+            canary_arg,
+            "--arg",
+            "stable_hash=s",
+            "--report",
+            "report.json",
+        ]);
+        let (c, stdout, stderr) = finish(env.command(&args)).await;
+        assert_eq!(c, code, "{canary}: {stdout}\n{stderr}");
+        assert_eq!(weights(&env.kube), expected, "{canary}");
+        let report: Value =
+            serde_json::from_str(&std::fs::read_to_string(env.path("report.json")).unwrap())
+                .unwrap();
+        let value = report["analyses"][0]["metrics"][0]["measurements"][0]["value"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let verdict = if canary == "good" { "pass" } else { "fail" };
+        assert!(
+            value.contains(&format!("\"verdict\":\"{verdict}\"")),
+            "{value}"
+        );
+    }
+}
+
+const ROLLOUT: &str = r#"apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: reviews, namespace: prod}
+spec:
+  strategy:
+    canary:
+      trafficRouting:
+        istio:
+          virtualService: {name: reviews, routes: [primary]}
+          destinationRule: {name: reviews, canarySubsetName: canary, stableSubsetName: stable}
+      steps:
+      - setWeight: 20
+      - analysis:
+          templates: [{templateName: ok}]
+          args:
+          - name: service
+            valueFrom: {podTemplateHashValue: Latest}
+      - pause: {}
+      - setWeight: 60
+      - pause: {duration: 1}
+      - setWeight: 100
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_manifest_gives_steps_routing_and_an_indefinite_pause() {
+    let env = Env::new().await;
+    std::fs::write(env.path("rollout.yaml"), ROLLOUT).unwrap();
+    let base = [
+        "promote",
+        "--rollout",
+        "rollout.yaml",
+        "--source",
+        "snapshot:snap.jsonl",
+        "--analysis-once",
+        "--audit",
+        "audit.jsonl",
+    ];
+    // The hash arg comes from the cluster in Argo: without --arg it is a usage error.
+    let (code, _, stderr) = finish(env.command(&base)).await;
+    assert_eq!(code, 64, "{stderr}");
+    assert!(stderr.contains("--arg service=VALUE"), "{stderr}");
+
+    let args: Vec<&str> = base.iter().copied().chain(["--arg", "service=r"]).collect();
+    let (code, stdout, _) = finish(env.command(&args)).await;
+    assert_eq!(code, 2, "the `pause: {{}}` step stops the run: {stdout}");
+    assert_eq!(weights(&env.kube), (80, 20));
+    assert_eq!(progress_phase(&env.kube), "paused");
+
+    let (code, stdout, _) = finish(env.command(&args)).await;
+    assert_eq!(code, 0, "a rerun continues after the pause: {stdout}");
+    assert_eq!(weights(&env.kube), (0, 100));
+    let steps: Vec<String> = ledger(&env.path("audit.jsonl"))
+        .iter()
+        .filter(|e| e["event"] == "deployment.step")
+        .map(|e| e["step"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "setWeight 20",
+            "analysis",
+            "pause (until resumed)",
+            "setWeight 60",
+            "pause 1s",
+            "setWeight 100"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_background_analysis_rolls_back_mid_pause_and_the_watch_keeps_judging() {
+    let rollout = ROLLOUT
+        .replace(
+            "      steps:\n",
+            "      analysis:\n        startingStep: 1\n        templates: [{templateName: bad}]\n      steps:\n",
+        )
+        .replace("      - pause: {}\n", "      - pause: {duration: 60}\n");
+    let env = Env::new().await;
+    std::fs::write(env.path("rollout.yaml"), rollout).unwrap();
+    let args = [
+        "promote",
+        "--rollout",
+        "rollout.yaml",
+        "--source",
+        "snapshot:snap.jsonl",
+        "--analysis-once",
+        "--arg",
+        "service=r",
+        "--audit",
+        "audit.jsonl",
+    ];
+    let started = Instant::now();
+    let (code, stdout, stderr) = finish(env.command(&args)).await;
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "did not wait out the pause"
+    );
+    assert!(stdout.contains("background analysis Failed"), "{stdout}");
+    assert_eq!(weights(&env.kube), (100, 0));
+    let background: Vec<Value> = ledger(&env.path("audit.jsonl"))
+        .into_iter()
+        .filter(|e| e["event"] == "analysis.completed" && e["background"] == true)
+        .collect();
+    assert_eq!(background.len(), 1, "{background:?}");
+    assert_eq!(background[0]["phase"], "Failed");
+
+    // Flags: a healthy background Judge and a 2 s watch after 100 % → promoted after the watch;
+    // --watch without a background analysis is a usage error.
+    let env = Env::new().await;
+    let (code, _, stderr) = finish(env.command(&with(&["--watch", "2s"]))).await;
+    assert_eq!(code, 64, "{stderr}");
+    let args = with(&[
+        "--steps",
+        "50,100",
+        "--background-analysis",
+        "judge.yaml",
+        "--background-interval",
+        "1s",
+        "--arg",
+        "canary_hash=good",
+        "--arg",
+        "stable_hash=s",
+        "--watch",
+        "2s",
+    ]);
+    let started = Instant::now();
+    let (code, stdout, stderr) = finish(env.command(&args)).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "the watch was skipped"
+    );
+    assert!(stderr.contains("watch 2s"), "{stderr}");
+    assert_eq!(weights(&env.kube), (0, 100));
+
+    // The same with a slow canary: the background Judge fails during the watch → rolled back.
+    let env = Env::new().await;
+    let args: Vec<&str> = args
+        .iter()
+        .map(|a| {
+            if *a == "canary_hash=good" {
+                "canary_hash=slow"
+            } else {
+                a
+            }
+        })
+        .collect();
+    let (code, stdout, stderr) = finish(env.command(&args)).await;
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert_eq!(weights(&env.kube), (100, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_lists_and_filters_the_ledger() {
+    let env = Env::new().await;
+    let (code, _, _) = finish(env.command(&with(&["--analysis", "ok.yaml"]))).await;
+    assert_eq!(code, 0);
+    env.kube.put(vs());
+    let (code, _, _) =
+        finish(env.command(&with(&["--analysis", "bad.yaml", "--steps", "5,100"]))).await;
+    assert_eq!(code, 1);
+    // A line cut short by a crash is reported and skipped, not fatal.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(env.path("audit.jsonl"))
+        .unwrap();
+    f.write_all(b"{\"event\":\"deployment.st").unwrap();
+
+    let (code, stdout, stderr) = finish(env.command(&["audit", "audit.jsonl"])).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("deployment.promoted") && stdout.contains("deployment.rolled_back"));
+    assert!(stdout.contains("1 damaged lines skipped"), "{stdout}");
+    assert!(stderr.contains("audit.jsonl:"), "{stderr}");
+
+    let (_, stdout, _) = finish(env.command(&[
+        "audit",
+        "audit.jsonl",
+        "--event",
+        "deployment.rolled_back",
+        "--output",
+        "json",
+    ]))
+    .await;
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    assert!(lines[0]["reason"].as_str().unwrap().contains("Failed"));
+
+    let (_, stdout, _) = finish(env.command(&[
+        "audit",
+        "audit.jsonl",
+        "--promotion",
+        "canary:5,100",
+        "--event",
+        "analysis",
+        "--output",
+        "json",
+    ]))
+    .await;
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+
+    let (_, stdout, _) =
+        finish(env.command(&["audit", "audit.jsonl", "--since", "1h", "--output", "json"])).await;
+    let (_, all, _) = finish(env.command(&["audit", "audit.jsonl", "--output", "json"])).await;
+    assert_eq!(stdout, all, "everything happened within the hour");
+    let (_, stdout, _) = finish(env.command(&[
+        "audit",
+        "audit.jsonl",
+        "--until",
+        "2000-01-01T00:00:00Z",
+        "--output",
+        "json",
+    ]))
+    .await;
+    assert!(stdout.is_empty(), "{stdout}");
+    let (code, _, stderr) =
+        finish(env.command(&["audit", "audit.jsonl", "--since", "yesterday"])).await;
+    assert_eq!(code, 64, "{stderr}");
+}
