@@ -136,6 +136,7 @@ pub fn run() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Audit(args) => audit::run(&args),
     };
+    crate::telemetry::shutdown();
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

@@ -98,6 +98,7 @@ pub fn window(spec: &JudgeSpec, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<
 }
 
 /// Run `spec` with `args` against `sources`, as of `now`.
+#[tracing::instrument(name = "judge", skip_all, fields(judge = %spec.name))]
 pub async fn run(
     spec: &JudgeSpec,
     args: &BTreeMap<String, String>,

@@ -276,6 +276,7 @@ impl Promotion {
 
     /// Run (or resume) the promotion until it ends or `interrupt` resolves (then roll back,
     /// or pause when `pause_on_interrupt`).
+    #[tracing::instrument(name = "promote", skip_all, fields(promotion = %self.id))]
     pub async fn run<F>(
         &self,
         interrupt: F,

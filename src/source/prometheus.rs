@@ -166,6 +166,7 @@ impl Prometheus {
     }
 
     /// Run one query.
+    #[tracing::instrument(name = "prometheus.query", skip_all, fields(query = %q.query))]
     pub async fn query(&self, q: &PromQuery) -> Result<Answer, Error> {
         let address = q
             .address
