@@ -11,6 +11,7 @@ pub mod cli;
 pub mod condition;
 pub mod judge;
 pub mod judging;
+pub mod lint;
 pub mod promote;
 pub mod server;
 pub mod slo;

@@ -24,11 +24,10 @@ pub fn init() {
     } else {
         Box::new(fmt.json().with_filter(filter))
     };
-    let mut layers = vec![logs];
     #[cfg(feature = "otlp")]
-    if let Some(traces) = otlp::layer() {
-        layers.push(traces);
-    }
+    let layers: Vec<Boxed> = std::iter::once(logs).chain(otlp::layer()).collect();
+    #[cfg(not(feature = "otlp"))]
+    let layers = vec![logs];
     let _ = tracing_subscriber::registry().with(layers).try_init();
 }
 

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod demo;
 pub mod judge;
 mod judge_table;
+pub mod lint;
 pub mod prometheus_args;
 pub mod promote;
 pub mod serve;
@@ -96,6 +97,9 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// List and filter the decisions in promotion audit ledgers (`promote --audit`).
     Audit(audit::AuditArgs),
+    /// Check AnalysisTemplates and Judge specs: schema, Argo's rules, PromQL, args, and
+    /// footguns; exit 1 on errors.
+    Lint(lint::LintArgs),
 }
 
 /// An error a command reports: a one-line message and the exit code.
@@ -135,6 +139,7 @@ pub fn run() -> ExitCode {
         Command::Promote(args) => promote::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Audit(args) => audit::run(&args),
+        Command::Lint(args) => lint::run(&args),
     };
     crate::telemetry::shutdown();
     match result {

@@ -72,6 +72,13 @@ pub struct Template {
     doc: Document,
 }
 
+impl Template {
+    /// The YAML document, with the line of every field.
+    pub fn doc(&self) -> &Document {
+        &self.doc
+    }
+}
+
 /// One metric ready to run.
 #[derive(Debug, Clone)]
 pub struct ResolvedMetric {

@@ -331,7 +331,7 @@ pub fn judges_in(file: &str, text: &str) -> Result<Vec<JudgeSpec>, Vec<TemplateE
 }
 
 /// Split a multi-document YAML text at `---` lines: (line offset, document text).
-fn split_documents(text: &str) -> Vec<(usize, String)> {
+pub fn split_documents(text: &str) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut current = String::new();
