@@ -1,6 +1,9 @@
 //! `promote` against the fake Kubernetes API through the real `kube` client, with analyses
 //! answered from a snapshot: promotion, rollback, pause, crash-resume, abort, interruption.
 
+mod common;
+
+use common::promotion::{target, vs};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;
@@ -12,29 +15,9 @@ use canary_engine::source::snapshot::Entry;
 use canary_engine::source::{QueryValue, Sources};
 use canary_engine::template;
 use canary_engine::traffic::apply::{Applier, VirtualServiceRef};
+use canary_engine::traffic::current_weights;
 use canary_engine::traffic::fake_kube::{FakeKube, Fault};
-use canary_engine::traffic::{current_weights, Destinations, Target};
-use serde_json::{json, Value};
-
-fn vs() -> Value {
-    json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-        "metadata": {"name": "reviews", "namespace": "prod"},
-        "spec": {"hosts": ["reviews"], "http": [{"name": "primary", "timeout": "5s",
-            "route": [{"destination": {"host": "reviews", "subset": "stable"}, "weight": 100},
-                      {"destination": {"host": "reviews", "subset": "canary"}, "weight": 0}]}]}})
-}
-
-fn target() -> Target {
-    Target {
-        http_routes: vec!["primary".into()],
-        tls_routes: vec![],
-        tcp_ports: vec![],
-        destinations: Destinations::Subsets {
-            stable: "stable".into(),
-            canary: "canary".into(),
-        },
-    }
-}
+use serde_json::json;
 
 /// Snapshot answers: q_good 0.99, q_bad 0.1, q_meh 0.7.
 fn sources(dir: &tempfile::TempDir) -> Sources {

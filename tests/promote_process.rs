@@ -3,6 +3,9 @@
 //! moments then rerun, a Rollout manifest's steps and background analysis, Judge specs as
 //! analyses, a missing VirtualService, and `canary audit` over the ledger.
 
+mod common;
+
+use common::promotion::{target, vs};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -10,32 +13,12 @@ use std::time::{Duration, Instant};
 
 use canary_engine::source::snapshot::Entry;
 use canary_engine::source::{QueryValue, Series};
+use canary_engine::traffic::current_weights;
 use canary_engine::traffic::fake_kube::FakeKube;
-use canary_engine::traffic::{current_weights, Destinations, Target};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Uniform};
-use serde_json::{json, Value};
-
-fn vs() -> Value {
-    json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-        "metadata": {"name": "reviews", "namespace": "prod"},
-        "spec": {"hosts": ["reviews"], "http": [{"name": "primary", "timeout": "5s",
-            "route": [{"destination": {"host": "reviews", "subset": "stable"}, "weight": 100},
-                      {"destination": {"host": "reviews", "subset": "canary"}, "weight": 0}]}]}})
-}
-
-fn target() -> Target {
-    Target {
-        http_routes: vec!["primary".into()],
-        tls_routes: vec![],
-        tcp_ports: vec![],
-        destinations: Destinations::Subsets {
-            stable: "stable".into(),
-            canary: "canary".into(),
-        },
-    }
-}
+use serde_json::Value;
 
 /// (stable, canary) weights of the stored VirtualService.
 fn weights(kube: &FakeKube) -> (i64, i64) {

@@ -88,16 +88,16 @@ impl Reader<'_> {
             .map(str::to_string)
     }
 
-    fn strings(&self, pointer: &str) -> Vec<String> {
+    /// The array at `pointer` (empty when absent or not an array).
+    fn array(&self, pointer: &str) -> Vec<Value> {
         self.get(pointer)
             .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
+            .cloned()
             .unwrap_or_default()
+    }
+
+    fn strings(&self, pointer: &str) -> Vec<String> {
+        strings(self.get(pointer))
     }
 
     fn analysis(&mut self, pointer: &str) -> AnalysisRef {
@@ -106,11 +106,7 @@ impl Reader<'_> {
             args: Vec::new(),
             from_cluster: Vec::new(),
         };
-        let templates = self
-            .get(&format!("{pointer}/templates"))
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let templates = self.array(&format!("{pointer}/templates"));
         if templates.is_empty() {
             self.error(
                 pointer,
@@ -126,11 +122,7 @@ impl Reader<'_> {
                 ),
             }
         }
-        let args = self
-            .get(&format!("{pointer}/args"))
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let args = self.array(&format!("{pointer}/args"));
         for (i, a) in args.iter().enumerate() {
             let at = format!("{pointer}/args/{i}");
             let Some(name) = a.get("name").and_then(Value::as_str) else {
@@ -156,6 +148,18 @@ impl Reader<'_> {
         }
         out
     }
+}
+
+/// The strings of an array value.
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Read the Rollout in `text` (the first document of kind `Rollout`).
@@ -185,11 +189,7 @@ pub fn parse(file: &str, text: &str) -> Result<RolloutPlan, Vec<TemplateError>> 
     }
 
     let mut steps = Vec::new();
-    let raw_steps = r
-        .get(&format!("{canary}/steps"))
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let raw_steps = r.array(&format!("{canary}/steps"));
     for (i, s) in raw_steps.iter().enumerate() {
         let at = format!("{canary}/steps/{i}");
         let Some(obj) = s.as_object() else {
@@ -284,24 +284,11 @@ pub fn parse(file: &str, text: &str) -> Result<RolloutPlan, Vec<TemplateError>> 
     };
     let routes = r.strings(&format!("{vs_pointer}/routes"));
     let mut tls_routes = Vec::new();
-    let tls = r
-        .get(&format!("{vs_pointer}/tlsRoutes"))
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let tls = r.array(&format!("{vs_pointer}/tlsRoutes"));
     for t in tls {
         tls_routes.push(TlsRoute {
             port: t.get("port").and_then(Value::as_i64).unwrap_or(0),
-            sni_hosts: t
-                .get("sniHosts")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default(),
+            sni_hosts: strings(t.get("sniHosts")),
         });
     }
     let tcp_ports = r

@@ -35,3 +35,4 @@ pub fn rel_close(a: f64, b: f64, tol: f64) -> bool {
 pub mod http;
 pub mod judge_data;
 pub mod prom;
+pub mod promotion;
