@@ -3,22 +3,11 @@
 
 mod common;
 
+use common::canary;
+
 use std::collections::BTreeMap;
-use std::process::Command;
 
 use canary_engine::template;
-
-fn canary(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_canary"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
 
 #[test]
 fn every_starter_template_validates() {

@@ -1,21 +1,8 @@
 //! `canary demo` (the README's main command) and `canary promote`'s usage errors.
 
-use std::process::Command;
+mod common;
 
-fn canary(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_canary"))
-        .args(args)
-        // No cluster, whatever the machine has configured.
-        .env("KUBECONFIG", "/nonexistent/kubeconfig")
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
+use common::canary;
 
 #[test]
 fn demo_promotes_the_healthy_release_and_rolls_back_the_regressed_one() {

@@ -1,20 +1,9 @@
 //! `canary lint` as a process: the shipped templates pass, a broken directory fails with
 //! file:line findings, JSON output for CI annotations, and usage errors.
 
-use std::process::Command;
+mod common;
 
-fn canary(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_canary"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
+use common::canary;
 
 #[test]
 fn the_shipped_templates_lint_clean() {

@@ -36,3 +36,20 @@ pub mod http;
 pub mod judge_data;
 pub mod prom;
 pub mod promotion;
+
+/// Runs the `canary` binary from the project root with no cluster configured (whatever the
+/// machine has): (exit code, stdout, stderr).
+pub fn canary(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_canary"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
