@@ -78,7 +78,13 @@ impl Env {
         // Scalar answers for the AnalysisTemplates, and latency series for the Judge: the
         // `good` canary (hash c) matches the baseline (hash s), the `slow` one is twice as slow.
         let mut snap = String::new();
-        for (q, v) in [("q_good", 0.99), ("q_bad", 0.1)] {
+        // q_late answers 0.99 at the first analysis and 0.1 from the second on.
+        for (q, v) in [
+            ("q_good", 0.99),
+            ("q_bad", 0.1),
+            ("q_late", 0.99),
+            ("q_late", 0.1),
+        ] {
             snap.push_str(&entry(
                 q,
                 QueryValue::Scalar {
@@ -98,9 +104,11 @@ impl Env {
             snap.push('\n');
         }
         std::fs::write(dir.path().join("snap.jsonl"), snap).unwrap();
-        for (name, query, interval) in
-            [("ok", "q_good", ""), ("bad", "q_bad", "    interval: 1s\n")]
-        {
+        for (name, query, interval) in [
+            ("ok", "q_good", ""),
+            ("bad", "q_bad", "    interval: 1s\n"),
+            ("late", "q_late", ""),
+        ] {
             std::fs::write(
                 dir.path().join(format!("{name}.yaml")),
                 format!(
@@ -579,4 +587,63 @@ async fn audit_lists_and_filters_the_ledger() {
     let (code, _, stderr) =
         finish(env.command(&["audit", "audit.jsonl", "--since", "yesterday"])).await;
     assert_eq!(code, 64, "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_at_50_percent_rolls_back_to_0() {
+    let env = Env::new().await;
+    let (code, stdout, stderr) = finish(env.command(&with(&["--analysis", "late.yaml"]))).await;
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.contains("analysis Failed at step 3"), "{stdout}");
+    assert_eq!(weights(&env.kube), (100, 0));
+    let seen: Vec<String> = ledger(&env.path("audit.jsonl"))
+        .iter()
+        .filter_map(|e| match e["event"].as_str() {
+            Some("deployment.step") => Some(e["step"].as_str().unwrap().to_string()),
+            Some("analysis.completed") => Some(e["phase"].as_str().unwrap().to_string()),
+            Some("deployment.rolled_back") => Some("rolled back".into()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            "setWeight 10",
+            "analysis",
+            "Successful",
+            "setWeight 50",
+            "analysis",
+            "Failed",
+            "rolled back"
+        ]
+    );
+}
+
+/// The VirtualService deleted mid-promotion: the next change fails, the rollback is attempted
+/// (and fails too: there is nothing to roll back), exit 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_virtual_service_deleted_mid_promotion_is_an_infrastructure_error() {
+    let env = Env::new().await;
+    let args = with(&[
+        "--analysis",
+        "ok.yaml",
+        "--step-pause",
+        "2s",
+        "--kube-deadline",
+        "2s",
+    ]);
+    let child = env.command(&args).spawn().unwrap();
+    let kube = env.kube.clone();
+    wait_for("canary at 10 %", || weights(&kube) == (90, 10)).await;
+    env.kube.delete("prod", "reviews");
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    assert!(stdout.contains("not found"), "{stdout}");
+    assert!(
+        env.kube.object("prod", "reviews").is_none(),
+        "nothing recreated"
+    );
 }

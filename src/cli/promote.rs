@@ -823,3 +823,45 @@ pub fn run(a: &PromoteArgs) -> Result<u8, CliError> {
         Ok(report.outcome.exit_code())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_line_shows_step_weight_time_left_and_verdict() {
+        let mut s = Status::new(9);
+        assert_eq!(s.line(), "starting…");
+        s.update(&Event::Step {
+            index: 1,
+            step: "pause 5m".into(),
+            weight: 10,
+            expected_seconds: Some(300.0),
+        });
+        s.update(&Event::Analysis {
+            index: 0,
+            background: true,
+            phase: crate::analysis::Phase::Successful,
+            message: String::new(),
+        });
+        assert_eq!(
+            s.line(),
+            "step 2/9 pause 5m · canary 10 % · 5m left · last verdict background Successful"
+        );
+        s.update(&Event::Step {
+            index: 2,
+            step: "analysis".into(),
+            weight: 10,
+            expected_seconds: None,
+        });
+        assert!(
+            s.line()
+                .ends_with("0s so far · last verdict background Successful"),
+            "{}",
+            s.line()
+        );
+        assert!(!s.done);
+        s.update(&Event::Promoted { weight: 100 });
+        assert!(s.done);
+    }
+}

@@ -108,6 +108,11 @@ impl FakeKube {
             .cloned()
     }
 
+    /// Delete the stored object (as `kubectl delete` would, mid-promotion).
+    pub fn delete(&self, ns: &str, name: &str) {
+        self.lock().objects.remove(&(ns.into(), name.into()));
+    }
+
     /// Queue faults.
     pub fn fault(&self, f: Fault) {
         self.lock().faults.push_back(f);
