@@ -176,6 +176,14 @@ fn default_and_all_feature_renders_pass_the_restricted_profile() {
                 .is_empty(),
             "{label}"
         );
+        // The Judge specs are mounted as a whole volume, never by subPath (which kubelet does
+        // not update), so ConfigMap edits reach the running server's reload.
+        let mounts = pod["containers"][0]["volumeMounts"].as_array().unwrap();
+        let judges = mounts
+            .iter()
+            .find(|m| m["mountPath"] == "/etc/canary/judges")
+            .expect("judges mounted");
+        assert!(judges.get("subPath").is_none(), "{label}: {judges}");
         // Graceful termination outlasts the server's drain (deadline 8 s + 2 s).
         assert!(
             pod["terminationGracePeriodSeconds"].as_i64().unwrap() > 10,
