@@ -105,7 +105,10 @@ fn main() {
         let report = analysis::run(
             &resolved,
             &sources,
-            RunOptions { once: true },
+            RunOptions {
+                once: true,
+                ..RunOptions::default()
+            },
             std::future::pending::<()>(),
             &mut |_| {},
         )
@@ -123,7 +126,10 @@ fn main() {
         let report = analysis::run(
             &metrics,
             &sources,
-            RunOptions { once: true },
+            RunOptions {
+                once: true,
+                ..RunOptions::default()
+            },
             std::future::pending::<()>(),
             &mut |_| {},
         )

@@ -223,7 +223,16 @@ async fn once_takes_one_measurement_per_metric_now() {
         "  metrics:\n  - name: a\n    interval: 1m\n    count: 5\n    failureLimit: 3\n    initialDelay: 5m\n    successCondition: {OK}\n    provider: {{prometheus: {{query: qa}}}}\n  - name: b\n    successCondition: {OK}\n    provider: {{prometheus: {{query: qb}}}}\n"
     ));
     let (_f, s) = snapshot(&[("qa", vec![A::V(0.1)]), ("qb", vec![A::V(1.0)])]);
-    let (r, took) = run_with(&m, &s, RunOptions { once: true }, None).await;
+    let (r, took) = run_with(
+        &m,
+        &s,
+        RunOptions {
+            once: true,
+            ..RunOptions::default()
+        },
+        None,
+    )
+    .await;
     assert_eq!(took.as_secs(), 0);
     assert_eq!(
         r.phase,

@@ -7,25 +7,37 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use super::result::Measurement;
 use super::Phase;
 use crate::condition::{self, JsonPath};
-use crate::source::{PromQuery, Range, Sources, WebRequest};
+use crate::source::{history, PromQuery, Range, Sources, WebRequest};
 use crate::template::argo::{parse_duration, JudgeProvider, Metric, PrometheusMetric, WebMetric};
 
-/// Take one measurement of `metric`.
-pub async fn measure(metric: &Metric, sources: &Sources) -> Measurement {
-    let started_at = chrono::Utc::now().to_rfc3339();
+/// Take one measurement of `metric`, now — or, in a backtest, as it would have been taken
+/// at `at` (queries evaluated at that time; `now()` in a `rangeQuery` is `at`).
+pub async fn measure(metric: &Metric, sources: &Sources, at: Option<DateTime<Utc>>) -> Measurement {
+    let stamp = || at.unwrap_or_else(Utc::now).to_rfc3339();
+    let started_at = stamp();
     let outcome = if let Some(p) = &metric.provider.prometheus {
-        prometheus(metric, p, sources).await
+        prometheus(metric, p, sources, at).await
     } else if let Some(w) = &metric.provider.web {
-        web(metric, w, sources).await
+        match at {
+            None => web(metric, w, sources).await,
+            Some(_) if sources.is_replay() => web(metric, w, sources).await,
+            Some(_) => Err(
+                "a web metric cannot be measured in the past: backtest it from a \
+                            snapshot recorded with --record, or through a Judge spec"
+                    .to_string(),
+            ),
+        }
     } else if let Some(j) = &metric.provider.judge {
-        judged(metric, j, sources).await
+        judged(metric, j, sources, at).await
     } else {
         Err("no supported provider".to_string())
     };
-    let finished_at = chrono::Utc::now().to_rfc3339();
+    let finished_at = stamp();
     match outcome {
         Ok(o) => Measurement {
             phase: o.phase,
@@ -70,9 +82,13 @@ fn judge(metric: &Metric, result: &expr::Value, value: String, warnings: Vec<Str
     }
 }
 
-/// The query a Prometheus metric runs now.
-pub fn prometheus_query(p: &PrometheusMetric) -> Result<PromQuery, String> {
+/// The query a Prometheus metric runs now, or at `at` (a backtest).
+pub fn prometheus_query(
+    p: &PrometheusMetric,
+    at: Option<DateTime<Utc>>,
+) -> Result<PromQuery, String> {
     let mut q = PromQuery::instant(p.query.clone());
+    q.time = at;
     q.timeout = Duration::from_secs(p.timeout.unwrap_or(30).max(0) as u64);
     if q.timeout.is_zero() {
         q.timeout = Duration::from_secs(30);
@@ -97,7 +113,20 @@ pub fn prometheus_query(p: &PrometheusMetric) -> Result<PromQuery, String> {
             .map_err(|e| format!("failed to parse rangeQuery.end as time: {e}"))?;
         let step = parse_duration(&r.step)
             .map_err(|e| format!("failed to parse rangeQuery.step as duration: {e}"))?;
-        q.range = Some(Range { start, end, step });
+        q.range = Some(match at {
+            None => Range { start, end, step },
+            // `now()` was the wall clock: move the window to `at`, on the step grid (Argo's
+            // own windows start at arbitrary offsets; a backtest's share the grid, so that
+            // they can be sliced from one fetch).
+            Some(at) => {
+                let shift = at - Utc::now();
+                Range {
+                    start: history::align_down(start + shift, step),
+                    end: history::align_down(end + shift, step),
+                    step,
+                }
+            }
+        });
     }
     Ok(q)
 }
@@ -106,8 +135,9 @@ async fn prometheus(
     metric: &Metric,
     p: &PrometheusMetric,
     sources: &Sources,
+    at: Option<DateTime<Utc>>,
 ) -> Result<Outcome, String> {
-    let q = prometheus_query(p)?;
+    let q = prometheus_query(p, at)?;
     let answer = sources.prometheus(&q).await.map_err(|e| e.to_string())?;
     let result = answer.value.argo_result();
     Ok(judge(
@@ -170,12 +200,17 @@ async fn web(metric: &Metric, w: &WebMetric, sources: &Sources) -> Result<Outcom
 
 /// One judgement of a Judge spec: the result is `{verdict, score, reasons}`; a failed query is
 /// an Error measurement, never a verdict.
-async fn judged(metric: &Metric, j: &JudgeProvider, sources: &Sources) -> Result<Outcome, String> {
+async fn judged(
+    metric: &Metric,
+    j: &JudgeProvider,
+    sources: &Sources,
+    at: Option<DateTime<Utc>>,
+) -> Result<Outcome, String> {
     let judgement = crate::judging::run(
         &j.spec,
         &j.args,
         sources,
-        chrono::Utc::now(),
+        at.unwrap_or_else(Utc::now),
         crate::judging::JudgeOptions::default(),
     )
     .await

@@ -11,6 +11,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use serde::Serialize;
 use tokio::time::Instant;
@@ -30,6 +31,38 @@ pub struct RunOptions {
     /// One measurement per metric, ignoring `interval`, `count` and `initialDelay`; the metric
     /// takes that measurement's phase.
     pub once: bool,
+    /// Backtest: run on a virtual clock starting at this past moment. Measurements are taken
+    /// as they would have been then, with no real waiting; `terminate` is not consulted.
+    pub at: Option<DateTime<Utc>>,
+    /// Backtest: end the run (as Argo's terminate) once the virtual clock has run this long;
+    /// an analysis with an `interval` and no `count` would otherwise never end.
+    pub limit: Option<Duration>,
+}
+
+/// Real time, or a backtest's virtual time that jumps to the next measurement.
+struct Clock {
+    base: Instant,
+    at: Option<DateTime<Utc>>,
+    offset: Duration,
+}
+
+impl Clock {
+    fn now(&self) -> Instant {
+        match self.at {
+            Some(_) => self.base + self.offset,
+            None => Instant::now(),
+        }
+    }
+
+    /// The wall-clock time a measurement is taken at (`None`: now).
+    fn wall(&self) -> Option<DateTime<Utc>> {
+        self.at
+            .map(|t| t + chrono::Duration::from_std(self.offset).unwrap_or_default())
+    }
+
+    fn stamp(&self) -> String {
+        self.wall().unwrap_or_else(Utc::now).to_rfc3339()
+    }
 }
 
 /// The outcome of a run.
@@ -82,8 +115,13 @@ pub async fn run<F>(
 where
     F: Future<Output = ()>,
 {
-    let started_at = chrono::Utc::now().to_rfc3339();
-    let start = Instant::now();
+    let mut clock = Clock {
+        base: Instant::now(),
+        at: options.at,
+        offset: Duration::ZERO,
+    };
+    let started_at = clock.stamp();
+    let start = clock.now();
     let mut states: Vec<State> = metrics
         .iter()
         .map(|m| State {
@@ -97,7 +135,7 @@ where
 
     loop {
         let terminating = terminated || is_terminating(&states);
-        let now = Instant::now();
+        let now = clock.now();
         let due: Vec<usize> = if terminating {
             Vec::new()
         } else {
@@ -109,10 +147,10 @@ where
             // Due measurements run concurrently, as Argo runs them in parallel goroutines.
             let taken = join_all(
                 due.iter()
-                    .map(|&i| measure(&states[i].spec.metric, sources)),
+                    .map(|&i| measure(&states[i].spec.metric, sources, clock.wall())),
             )
             .await;
-            let finished = Instant::now();
+            let finished = clock.now();
             for (i, m) in due.into_iter().zip(taken) {
                 let st = &mut states[i];
                 st.result.message = m.message.clone();
@@ -144,7 +182,7 @@ where
                 message,
                 metrics: states.into_iter().map(|s| s.result).collect(),
                 started_at,
-                finished_at: chrono::Utc::now().to_rfc3339(),
+                finished_at: clock.stamp(),
             };
         }
         if is_terminating(&states) {
@@ -161,6 +199,15 @@ where
             terminated = true;
             continue;
         };
+        if options.at.is_some() {
+            let offset = next.saturating_duration_since(clock.base);
+            if options.limit.is_some_and(|l| offset > l) {
+                terminated = true;
+            } else {
+                clock.offset = clock.offset.max(offset);
+            }
+            continue;
+        }
         let wait = next.saturating_duration_since(Instant::now());
         if !wait.is_zero() {
             on_event(Event::Waiting {

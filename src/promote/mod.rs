@@ -413,6 +413,7 @@ impl Promotion {
                     };
                     let options = RunOptions {
                         once: self.analysis_once,
+                        ..RunOptions::default()
                     };
                     let report = {
                         let stop = async {
@@ -518,7 +519,7 @@ impl Promotion {
         if step.wait_for(|s| *s >= b.starting_step).await.is_err() {
             return std::future::pending().await;
         }
-        let options = RunOptions { once: false };
+        let options = RunOptions::default();
         let report = analysis::run(
             &b.metrics,
             &self.sources,

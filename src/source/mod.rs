@@ -5,6 +5,7 @@
 
 pub mod cache;
 mod error;
+pub mod history;
 pub mod metrics;
 pub mod prometheus;
 pub mod snapshot;
@@ -72,6 +73,7 @@ pub struct Sources {
     recorder: Option<Arc<Recorder>>,
     cache: Option<Arc<cache::QueryCache>>,
     metrics: Option<metrics::SourceMetrics>,
+    history: Option<Arc<history::History>>,
 }
 
 impl Sources {
@@ -86,6 +88,7 @@ impl Sources {
             recorder: None,
             cache: None,
             metrics: None,
+            history: None,
         })
     }
 
@@ -108,6 +111,7 @@ impl Sources {
             recorder: None,
             cache: None,
             metrics: None,
+            history: None,
         })
     }
 
@@ -117,6 +121,12 @@ impl Sources {
         Ok(self)
     }
 
+    /// Answer past instant and range queries from whole-range fetches (backtests).
+    pub fn with_history(mut self, h: Arc<history::History>) -> Self {
+        self.history = Some(h);
+        self
+    }
+
     /// Whether answers come from a snapshot.
     pub fn is_replay(&self) -> bool {
         matches!(*self.backend, Backend::Replay(_))
@@ -124,6 +134,16 @@ impl Sources {
 
     /// Run a Prometheus query (through the cache, when there is one).
     pub async fn prometheus(&self, q: &PromQuery) -> Result<Answer, Error> {
+        if let Some(h) = &self.history {
+            if let Some(answer) = h.answer(q, self).await {
+                return answer;
+            }
+        }
+        self.direct(q).await
+    }
+
+    /// Run a Prometheus query as asked: no history, but the cache when there is one.
+    pub(crate) async fn direct(&self, q: &PromQuery) -> Result<Answer, Error> {
         match &self.cache {
             Some(cache) => {
                 cache
