@@ -7,12 +7,14 @@
 #![forbid(unsafe_code)]
 
 pub mod analysis;
+pub mod backtest;
 pub mod cli;
 pub mod condition;
 pub mod judge;
 pub mod judging;
 pub mod lint;
 pub mod promote;
+pub mod report;
 pub mod server;
 pub mod slo;
 pub mod source;

@@ -301,7 +301,10 @@ fn verdicts_carry_their_reasons() {
     );
     assert_eq!(status, 200);
     assert!(
-        html.contains("<span class=\"v\">fail</span>") && html.contains("availability"),
+        html.contains("class=\"badge\"")
+            && html.contains(">fail</span>")
+            && html.contains("availability")
+            && html.matches("<svg").count() >= 4,
         "{html}"
     );
 }

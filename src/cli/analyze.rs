@@ -120,7 +120,10 @@ pub fn run(a: &AnalyzeArgs) -> Result<u8, CliError> {
         .enable_all()
         .build()
         .map_err(|e| CliError::usage(format!("cannot start the async runtime: {e}")))?;
-    let options = RunOptions { once: a.once };
+    let options = RunOptions {
+        once: a.once,
+        ..RunOptions::default()
+    };
     let table = a.output == Output::Table;
     let live = table && std::io::stderr().is_terminal();
     let report = runtime.block_on(async {

@@ -3,6 +3,7 @@
 
 pub mod analyze;
 pub mod audit;
+pub mod backtest;
 pub mod demo;
 pub mod judge;
 mod judge_table;
@@ -100,6 +101,9 @@ pub enum Command {
     /// Check AnalysisTemplates and Judge specs: schema, Argo's rules, PromQL, args, and
     /// footguns; exit 1 on errors.
     Lint(lint::LintArgs),
+    /// Replay an AnalysisTemplate or Judge spec over a past time range and print the verdict
+    /// timeline: how would this template have judged the past?
+    Backtest(Box<backtest::BacktestArgs>),
 }
 
 /// An error a command reports: a one-line message and the exit code.
@@ -140,6 +144,7 @@ pub fn run() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Audit(args) => audit::run(&args),
         Command::Lint(args) => lint::run(&args),
+        Command::Backtest(args) => backtest::run(&args),
     };
     crate::telemetry::shutdown();
     match result {

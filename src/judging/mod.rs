@@ -42,7 +42,7 @@ pub struct MetricOutcome {
     /// The judgement (classification, reasons, statistics).
     #[serde(flatten)]
     pub judgement: MetricJudgement,
-    /// Canary points `(unix seconds, value)` (series metrics).
+    /// Canary points `(unix seconds, value)`: the series, or per-step bad/total for counts.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub canary_points: Vec<(f64, f64)>,
     /// Baseline points.
@@ -165,7 +165,8 @@ pub async fn run(
             }
             MetricSource::Counts { .. } => {
                 let (cb, ct, bb, bt) = (next.next(), next.next(), next.next(), next.next());
-                let intervals = intervals(&points(cb), &points(ct), &points(bb), &points(bt));
+                let (cb, ct, bb, bt) = (points(cb), points(ct), points(bb), points(bt));
+                let intervals = intervals(&cb, &ct, &bb, &bt);
                 let data = MetricData {
                     canary: None,
                     baseline: None,
@@ -175,8 +176,8 @@ pub async fn run(
                     name: m.name.clone(),
                     group: m.group.clone(),
                     judgement: classify(&m.config, &data),
-                    canary_points: Vec::new(),
-                    baseline_points: Vec::new(),
+                    canary_points: ratios(&cb, &ct),
+                    baseline_points: ratios(&bb, &bt),
                 }
             }
         };
@@ -254,6 +255,17 @@ fn points(v: Option<&QueryValue>) -> Vec<(f64, f64)> {
         }
         None => Vec::new(),
     }
+}
+
+/// Per-step `bad / total` (steps with no traffic left out), for charts.
+fn ratios(bad: &[(f64, f64)], total: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let key = |t: f64| (t * 1000.0).round() as i64;
+    let bad: BTreeMap<i64, f64> = bad.iter().map(|(t, v)| (key(*t), *v)).collect();
+    total
+        .iter()
+        .filter(|(_, n)| n.is_finite() && *n > 0.0)
+        .map(|(t, n)| (*t, bad.get(&key(*t)).copied().unwrap_or(0.0).min(*n) / n))
+        .collect()
 }
 
 /// The single number of an instant query (NaN when it returned nothing).

@@ -1,108 +1,210 @@
-//! `GET /reports/{id}`: a self-contained HTML page — verdict, reasons, metrics, SLOs.
+//! A judgement as a page (`GET /reports/{id}`, `judge`-kind reports): the verdict and its
+//! reasons; per metric, canary vs baseline over the window with the decision point and their
+//! distributions with the Hodges-Lehmann interval; per SLO, burn rates against thresholds.
 
-use html_escape::encode_text as esc;
-
-use crate::judging::Judgement;
+use super::charts::{self, colour, Line, LineChart, Style};
+use super::html::{badge, esc, num, page};
+use crate::judging::{Judgement, MetricOutcome};
 use crate::slo::SloOutcome;
 
-fn num(v: Option<f64>) -> String {
-    match v {
-        Some(x) if x.is_finite() => {
-            let s = format!("{x:.4}");
-            s.trim_end_matches('0').trim_end_matches('.').to_string()
-        }
-        Some(x) => x.to_string(),
-        None => "–".into(),
+fn verdict_str(j: &Judgement) -> String {
+    serde_json::to_value(j.verdict)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn slo_outcome(o: SloOutcome) -> &'static str {
+    match o {
+        SloOutcome::Pass => "pass",
+        SloOutcome::Fail => "fail",
+        SloOutcome::Inconclusive => "inconclusive",
     }
 }
 
-/// Render a judgement as a page.
+/// Render a judgement as a whole page.
 pub fn html(id: &str, j: &Judgement) -> String {
-    let verdict = serde_json::to_value(j.verdict)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
-    let colour = match verdict.as_str() {
-        "pass" => "#1a7f37",
-        "marginal" => "#9a6700",
-        "fail" => "#cf222e",
-        _ => "#57606a",
-    };
-    let mut out = String::new();
-    out.push_str(&format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} — {}</title>\
-         <style>body{{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem;color:#1f2328}}\
-         table{{border-collapse:collapse;margin:1rem 0}}td,th{{border:1px solid #d0d7de;padding:.3rem .6rem;text-align:left;vertical-align:top}}\
-         .v{{display:inline-block;padding:.2rem .8rem;border-radius:1rem;color:#fff;background:{colour}}}\
-         code{{font-size:.9em}}</style></head><body>",
-        esc(&j.judge),
-        esc(&verdict)
-    ));
-    out.push_str(&format!(
-        "<h1>{} <span class=\"v\">{}</span></h1><p>score {} · window {} → {} · analysis <code>{}</code></p>",
-        esc(&j.judge),
-        esc(&verdict),
+    let verdict = verdict_str(j);
+    let mut body = format!(
+        "<p class=\"meta\">score {} · window {} → {} · analysis <code>{}</code></p>",
         num(Some(j.score)),
         esc(&j.window_start),
         esc(&j.window_end),
         esc(id)
-    ));
-    out.push_str("<h2>Reasons</h2><ul>");
+    );
+    body.push_str(&section(j));
+    page(&j.judge, Some(&verdict), &body)
+}
+
+/// The body of a judgement, for embedding in other reports.
+pub fn section(j: &Judgement) -> String {
+    let mut out = String::from("<h2>Reasons</h2><ul class=\"reasons\">");
     for r in &j.reasons {
         out.push_str(&format!("<li>{}</li>", esc(r)));
     }
     out.push_str("</ul>");
+    if !j.args.is_empty() {
+        let args: Vec<String> = j
+            .args
+            .iter()
+            .map(|(k, v)| format!("<code>{}={}</code>", esc(k), esc(v)))
+            .collect();
+        out.push_str(&format!("<p class=\"meta\">args {}</p>", args.join(" ")));
+    }
     if !j.metrics.is_empty() {
-        out.push_str("<h2>Metrics</h2><table><tr><th>metric</th><th>group</th><th>classification</th><th>shift (HL)</th><th>interval</th><th>p-value</th><th>mean ratio</th><th>why</th></tr>");
+        out.push_str(&metrics_table(&j.metrics));
+        let decided = chrono::DateTime::parse_from_rfc3339(&j.window_end)
+            .map(|t| t.timestamp() as f64)
+            .ok();
         for m in &j.metrics {
-            let mw = m.judgement.mann_whitney.as_ref();
-            let p = mw.and_then(|x| x.p_value).or(m
-                .judgement
-                .counts
-                .as_ref()
-                .map(|c| c.sequential_p_value));
-            out.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&m.name),
-                esc(&m.group),
-                esc(m.judgement.classification.as_str()),
-                num(mw.map(|x| x.estimate)),
-                mw.map(|x| format!("[{}, {}]", num(x.ci_lower), num(x.ci_upper)))
-                    .unwrap_or_else(|| "–".into()),
-                num(p),
-                num(m.judgement.effect_size.as_ref().and_then(|e| e.mean_ratio)),
-                esc(&m.judgement.reasons.join("; "))
-            ));
+            out.push_str(&metric_charts(m, decided));
         }
-        out.push_str("</table>");
     }
     if !j.slos.is_empty() {
-        out.push_str("<h2>SLOs</h2><table><tr><th>SLO</th><th>rule</th><th>long window burn</th><th>short window burn</th><th>outcome</th></tr>");
-        for s in &j.slos {
-            for r in &s.rules {
-                let outcome = match r.outcome {
-                    SloOutcome::Pass => "pass",
-                    SloOutcome::Fail => "fail",
-                    SloOutcome::Inconclusive => "inconclusive",
-                };
-                out.push_str(&format!(
-                    "<tr><td>{}</td><td>{}/{} &gt; {}×</td><td>{}× ({} of {})</td><td>{}× ({} of {})</td><td>{}</td></tr>",
-                    esc(&s.name),
-                    esc(&r.long.window),
-                    esc(&r.short.window),
-                    num(Some(r.factor)),
-                    num(r.long.burn_rate),
-                    num(Some(r.long.bad)),
-                    num(Some(r.long.total)),
-                    num(r.short.burn_rate),
-                    num(Some(r.short.bad)),
-                    num(Some(r.short.total)),
-                    outcome
-                ));
-            }
-        }
-        out.push_str("</table>");
+        out.push_str(&slos(j));
     }
-    out.push_str("</body></html>\n");
+    out
+}
+
+fn metrics_table(metrics: &[MetricOutcome]) -> String {
+    let mut out = String::from(
+        "<h2>Metrics</h2><table><tr><th>metric</th><th>group</th><th>classification</th>\
+         <th>shift (HL)</th><th>interval</th><th>p-value</th><th>mean ratio</th><th>why</th></tr>",
+    );
+    for m in metrics {
+        let mw = m.judgement.mann_whitney.as_ref();
+        let p = mw.and_then(|x| x.p_value).or(m
+            .judgement
+            .counts
+            .as_ref()
+            .map(|c| c.sequential_p_value));
+        out.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+             <td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            esc(&m.name),
+            esc(&m.group),
+            badge(m.judgement.classification.as_str()),
+            if m.judgement.critical {
+                " critical"
+            } else {
+                ""
+            },
+            num(mw.map(|x| x.estimate)),
+            mw.map(|x| format!("[{}, {}]", num(x.ci_lower), num(x.ci_upper)))
+                .unwrap_or_else(|| "–".into()),
+            num(p),
+            num(m.judgement.effect_size.as_ref().and_then(|e| e.mean_ratio)),
+            esc(&m.judgement.reasons.join("; "))
+        ));
+    }
+    out.push_str("</table>");
+    out
+}
+
+fn metric_charts(m: &MetricOutcome, decided: Option<f64>) -> String {
+    if m.canary_points.is_empty() && m.baseline_points.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "<h3>{} {}</h3>",
+        esc(&m.name),
+        badge(m.judgement.classification.as_str())
+    );
+    out.push_str(&charts::line_chart(&LineChart {
+        title: format!("{}: canary vs baseline", m.name),
+        x_time: true,
+        lines: vec![
+            Line {
+                name: "baseline".into(),
+                colour: colour::BASELINE,
+                points: m.baseline_points.clone(),
+                style: Style::Line,
+            },
+            Line {
+                name: "canary".into(),
+                colour: colour::CANARY,
+                points: m.canary_points.clone(),
+                style: Style::Line,
+            },
+        ],
+        markers: decided
+            .map(|t| {
+                vec![(
+                    t,
+                    charts::outcome_colour(m.judgement.classification.as_str()),
+                    format!("decided: {}", m.judgement.classification.as_str()),
+                )]
+            })
+            .unwrap_or_default(),
+        ..Default::default()
+    }));
+    let shift = m.judgement.mann_whitney.as_ref().and_then(|mw| {
+        Some((mw.estimate, mw.ci_lower?, mw.ci_upper?)).filter(|(e, _, _)| e.is_finite())
+    });
+    let values = |p: &[(f64, f64)]| p.iter().map(|x| x.1).collect::<Vec<f64>>();
+    out.push_str(&charts::ecdf(
+        &format!("{}: distributions (ECDF) and the shift interval", m.name),
+        &values(&m.canary_points),
+        &values(&m.baseline_points),
+        shift,
+    ));
+    out
+}
+
+fn slos(j: &Judgement) -> String {
+    let mut out = String::from(
+        "<h2>SLOs</h2><table><tr><th>SLO</th><th>rule</th><th>long window burn</th>\
+         <th>short window burn</th><th>outcome</th></tr>",
+    );
+    let mut pictures = String::new();
+    for s in &j.slos {
+        for r in &s.rules {
+            out.push_str(&format!(
+                "<tr><td>{}</td><td>{}/{} &gt; {}×</td><td class=\"n\">{}× ({} of {})</td>\
+                 <td class=\"n\">{}× ({} of {})</td><td>{}</td></tr>",
+                esc(&s.name),
+                esc(&r.long.window),
+                esc(&r.short.window),
+                num(Some(r.factor)),
+                num(r.long.burn_rate),
+                num(Some(r.long.bad)),
+                num(Some(r.long.total)),
+                num(r.short.burn_rate),
+                num(Some(r.short.bad)),
+                num(Some(r.short.total)),
+                badge(slo_outcome(r.outcome))
+            ));
+        }
+        for r in &s.rules {
+            let bars: Vec<(String, f64, charts::RGBColor)> = [&r.long, &r.short]
+                .into_iter()
+                .map(|w| {
+                    let burn = w.burn_rate.unwrap_or(f64::NAN);
+                    let c = if !burn.is_finite() {
+                        colour::INCONCLUSIVE
+                    } else if burn > r.factor {
+                        colour::FAIL
+                    } else {
+                        colour::PASS
+                    };
+                    (format!("{} window", w.window), burn, c)
+                })
+                .collect();
+            pictures.push_str(&charts::bar_chart(
+                &format!(
+                    "{}: burn rate over {}/{} ({} % objective)",
+                    s.name,
+                    r.long.window,
+                    r.short.window,
+                    num(Some(s.objective * 100.0))
+                ),
+                "burn rate (x budget)",
+                &bars,
+                Some((r.factor, format!("threshold {}x", num(Some(r.factor))))),
+            ));
+        }
+    }
+    out.push_str("</table>");
+    out.push_str(&pictures);
     out
 }

@@ -6,7 +6,6 @@
 
 pub mod error;
 pub mod metrics;
-pub mod report;
 pub mod specs;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -534,7 +533,7 @@ async fn report_page(
     Path(id): Path<String>,
 ) -> Result<Html<String>, AppError> {
     let s = stored(&state, &id)?;
-    Ok(Html(report::html(&id, &s.judgement)))
+    Ok(Html(crate::report::judgement::html(&id, &s.judgement)))
 }
 
 async fn judges(State(state): State<AppState>) -> Json<Value> {

@@ -1,0 +1,260 @@
+//! `canary backtest`: how would this template have judged the past?
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::analyze::{load_metrics, parse_args, sources, Output};
+use super::audit::parse_time;
+use super::prometheus_args::PrometheusArgs;
+use super::{write_stdout, CliError};
+use crate::backtest::{self, Backtest, Plan, Point, Subject};
+use crate::report::terminal::{range, sparkline, strip};
+
+/// Replay an AnalysisTemplate or a Judge spec over a past time range: at each moment, run it
+/// as it would have run then (queries evaluated at that time; an Argo analysis with its
+/// interval, count and limits on a virtual clock), and print a verdict timeline with the
+/// deciding numbers. Each query is fetched once as a range query for the whole range and
+/// every moment is judged from memory. Exit 0 when every moment could be analysed, 3 when
+/// some could not (a query or the template failed), 64 on bad arguments.
+#[derive(Debug, Args)]
+pub struct BacktestArgs {
+    /// AnalysisTemplate files or one Judge spec (several files run together as one analysis).
+    #[arg(required = true, value_name = "TEMPLATE.yaml")]
+    pub templates: Vec<PathBuf>,
+    /// Template argument NAME=VALUE (repeatable).
+    #[arg(long = "arg", short = 'a', value_name = "NAME=VALUE")]
+    pub args: Vec<String>,
+    /// First moment: RFC 3339 (2026-11-20T08:00:00Z) or a duration ago (24h).
+    #[arg(long, value_name = "TIME")]
+    pub from: String,
+    /// Last moment (same forms as --from); default now.
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+    /// Time between moments.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub every: Duration,
+    /// Longest virtual run of an Argo analysis; one with an interval and no count is ended
+    /// (as terminated) after this long.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    pub limit: Duration,
+    /// Where data comes from: `prometheus` (live) or `snapshot:FILE` (a backtest recorded
+    /// with --record, rerun offline).
+    #[arg(
+        long,
+        env = "CANARY_SOURCE",
+        default_value = "prometheus",
+        value_name = "SOURCE"
+    )]
+    pub source: String,
+    /// Record every query and answer to FILE, to share the backtest and rerun it offline
+    /// with --source snapshot:FILE (and the same --from, --to and --every).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    /// Also write an HTML report (verdict timeline, canary vs baseline over the range).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    #[command(flatten)]
+    pub prometheus: PrometheusArgs,
+}
+
+/// Exit code when some moments could not be analysed.
+const EXIT_ERRORS: u8 = 3;
+
+/// Run the command; returns the exit code.
+pub fn run(a: &BacktestArgs) -> Result<u8, CliError> {
+    let given = parse_args(&a.args)?;
+    let now = chrono::Utc::now();
+    let from = parse_time("--from", &a.from, now)?;
+    let to = match &a.to {
+        Some(t) => parse_time("--to", t, now)?,
+        None => now,
+    };
+    if from > to {
+        return Err(CliError::usage(format!(
+            "--from {} is after --to {}",
+            from.to_rfc3339(),
+            to.to_rfc3339()
+        )));
+    }
+    if a.every.as_secs() == 0 {
+        return Err(CliError::usage("--every must be at least 1s"));
+    }
+    let moments = (to - from).num_seconds() / a.every.as_secs() as i64 + 1;
+    if moments > 100_000 {
+        return Err(CliError::usage(format!(
+            "{moments} moments from --from to --to every {}: use a larger --every",
+            humantime::format_duration(a.every)
+        )));
+    }
+    let metrics = load_metrics(&a.templates, &given, None)?;
+    let subject = Subject::of(metrics);
+    let sources = sources(&a.source, a.record.as_ref(), &a.prometheus)?;
+    let plan = Plan {
+        from,
+        to,
+        every: a.every,
+        limit: a.limit,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::usage(format!("cannot start the async runtime: {e}")))?;
+    let bar = progress_bar(moments as u64);
+    let result = runtime.block_on(async {
+        let mut on_point = |p: &Point, done: usize, _total: usize| {
+            bar.set_position(done as u64);
+            bar.set_message(format!("{} {}", p.at, p.outcome));
+        };
+        backtest::run(&subject, &given, plan, &sources, &mut on_point).await
+    });
+    bar.finish_and_clear();
+    if let Some(path) = &a.html {
+        let page = crate::report::backtest::html(&result);
+        std::fs::write(path, page)
+            .map_err(|e| CliError::usage(format!("cannot write {}: {e}", path.display())))?;
+    }
+    let text = match a.output {
+        Output::Json => serde_json::to_string_pretty(&result)
+            .map_err(|e| CliError::usage(format!("cannot encode the backtest: {e}")))?,
+        Output::Table => render(&result, terminal_width()),
+    };
+    write_stdout(&text)?;
+    Ok(if result.points.iter().any(Point::errored) {
+        EXIT_ERRORS
+    } else {
+        0
+    })
+}
+
+/// A progress bar on a terminal; hidden otherwise.
+fn progress_bar(len: u64) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} backtest [{bar:30}] {pos}/{len} moments · {elapsed} · {msg}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+fn terminal_width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(120)
+}
+
+/// The timeline for a person: a strip of outcomes, per-metric sparklines (judge), every moment
+/// that was not a pass (runs of passes collapsed), and the totals.
+pub fn render(b: &Backtest, width: usize) -> String {
+    use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
+    let strip_width = width.saturating_sub(12).clamp(10, 120);
+    let outcomes: Vec<&str> = b.points.iter().map(|p| p.outcome.as_str()).collect();
+    let mut out = format!(
+        "Backtest of {} ({}): {} → {}, every {}, {} moments\n\n  timeline  {}\n",
+        b.name,
+        b.kind,
+        b.from,
+        b.to,
+        humantime::format_duration(Duration::from_secs(b.every_seconds)),
+        b.points.len(),
+        strip(&outcomes, strip_width)
+    );
+    out.push_str("            ✓ pass  ~ marginal  ? inconclusive  ✗ fail  ! error\n\n");
+    if b.kind == "judge" && !b.series.is_empty() {
+        let mut t = Table::new();
+        t.load_preset(UTF8_FULL_CONDENSED);
+        t.set_header(vec!["metric", "canary", "baseline", "verdicts", "fail"]);
+        let spark_width = (width / 4).clamp(10, 40);
+        for (name, s) in &b.series {
+            let c: Vec<f64> = s.canary.iter().map(|p| p.1).collect();
+            let bl: Vec<f64> = s.baseline.iter().map(|p| p.1).collect();
+            let both: Vec<f64> = c.iter().chain(&bl).copied().collect();
+            let scale = Some(range(&both));
+            let classes: Vec<&str> = b
+                .points
+                .iter()
+                .map(|p| {
+                    p.judgement
+                        .as_ref()
+                        .and_then(|j| j.metrics.iter().find(|m| &m.name == name))
+                        .map_or("error", |m| m.judgement.classification.as_str())
+                })
+                .collect();
+            let fails = classes
+                .iter()
+                .filter(|c| matches!(**c, "high" | "low"))
+                .count();
+            t.add_row(vec![
+                name.clone(),
+                sparkline(&c, spark_width, scale),
+                sparkline(&bl, spark_width, scale),
+                strip(&classes, spark_width),
+                format!("{fails}/{}", classes.len()),
+            ]);
+        }
+        out.push_str(&t.to_string());
+        out.push_str("\n\n");
+    }
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_content_arrangement(ContentArrangement::Dynamic);
+    t.set_width(width.max(60) as u16);
+    t.set_header(vec!["moment", "outcome", "score", "why"]);
+    let mut passes = 0usize;
+    let flush = |t: &mut Table, passes: &mut usize| {
+        if *passes > 0 {
+            t.add_row(vec![
+                format!("… {} moment(s)", passes),
+                "pass".to_string(),
+                String::new(),
+                String::new(),
+            ]);
+            *passes = 0;
+        }
+    };
+    for p in &b.points {
+        if matches!(p.outcome.as_str(), "pass" | "Successful") {
+            passes += 1;
+            continue;
+        }
+        flush(&mut t, &mut passes);
+        let mut why = p.why.clone();
+        if why.chars().count() > 160 {
+            why = why.chars().take(157).collect::<String>() + "…";
+        }
+        t.add_row(vec![
+            p.at.clone(),
+            p.outcome.clone(),
+            p.score.map(|s| format!("{s:.0}")).unwrap_or_default(),
+            why,
+        ]);
+    }
+    flush(&mut t, &mut passes);
+    out.push_str(&t.to_string());
+    let total = b.points.len().max(1);
+    let failed = b.points.iter().filter(|p| p.failed()).count();
+    let counts: Vec<String> = b.summary.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    out.push_str(&format!(
+        "\n\n{} — would have failed {failed} of {} moments ({:.1} %)\nqueries: {} range \
+         queries fetched, {} answered from memory, {} sent as asked",
+        counts.join(" · "),
+        b.points.len(),
+        100.0 * failed as f64 / total as f64,
+        b.queries.range_queries,
+        b.queries.from_memory,
+        b.queries.passed_through
+    ));
+    out
+}

@@ -1,0 +1,8 @@
+//! Reports for people: terminal pictures, and self-contained HTML pages with SVG charts.
+
+pub mod analysis;
+pub mod backtest;
+pub mod charts;
+pub mod html;
+pub mod judgement;
+pub mod terminal;
