@@ -8,6 +8,7 @@
 
 pub mod analysis;
 pub mod backtest;
+pub mod calibrate;
 pub mod cli;
 pub mod condition;
 pub mod judge;

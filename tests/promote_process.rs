@@ -253,7 +253,15 @@ async fn kill_9_at_random_moments_then_rerun_never_skips_an_analysis() {
         .as_nanos() as u64;
     eprintln!("kill -9 trials: seed {seed}");
     let mut rng = StdRng::seed_from_u64(seed);
-    let delays = Uniform::new(0u64, 400).unwrap();
+    // Kill within the time a whole run takes on this machine, measured first, so that most
+    // kills land mid-promotion however fast or slow the machine is.
+    env.kube.put(vs());
+    let started = std::time::Instant::now();
+    let (code, stdout, stderr) = finish(env.command(&args)).await;
+    assert_eq!(code, 0, "a whole run: {stdout}\n{stderr}");
+    let whole = started.elapsed().as_millis() as u64;
+    eprintln!("a whole run takes {whole} ms");
+    let delays = Uniform::new(0u64, (whole * 9 / 10).max(20)).unwrap();
     let mut killed = 0;
     let mut resumed = 0;
     for trial in 0..24 {

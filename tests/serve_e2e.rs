@@ -4,8 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -13,114 +12,7 @@ use common::judge_data::{judge_openmetrics, BASELINE, CANARY};
 use common::prom::Prometheus;
 use serde_json::{json, Value};
 
-const TOKEN: &str = "test-token-0123456789";
-
-/// A `canary serve` child process. It runs under `sh`, which sends it SIGTERM when our end of
-/// its stdin closes — on drop, or when the test process exits (the shared server lives in a
-/// static and is never dropped).
-pub struct Serve {
-    pub url: String,
-    stdin: Option<ChildStdin>,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        // Closing stdin makes the wrapper send SIGTERM; then reap it.
-        self.stdin.take();
-        let _ = self.child.wait();
-    }
-}
-
-impl Serve {
-    /// Send a signal to the `canary serve` process (the child of the `sh` wrapper).
-    pub fn signal(&self, sig: &str) {
-        let out = Command::new("pgrep")
-            .args(["-P", &self.child.id().to_string()])
-            .output()
-            .unwrap();
-        let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        assert!(!pid.is_empty(), "canary serve process not found");
-        let ok = Command::new("kill")
-            .args([&format!("-{sig}"), &pid])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-}
-
-impl Serve {
-    pub fn start(prometheus_url: &str, extra: &[&str]) -> Serve {
-        let dir = tempfile::tempdir().unwrap();
-        let judges = dir.path().join("judges");
-        std::fs::create_dir(&judges).unwrap();
-        // The whole analysis-templates/ directory, as the chart mounts it: Argo templates
-        // are skipped, Judge specs loaded.
-        for entry in std::fs::read_dir(common::project_path("analysis-templates")).unwrap() {
-            let p = entry.unwrap().path();
-            if p.extension().is_some_and(|e| e == "yaml") {
-                std::fs::copy(&p, judges.join(p.file_name().unwrap())).unwrap();
-            }
-        }
-        Serve::start_in(dir, prometheus_url, extra)
-    }
-
-    /// Start with `dir/judges` as the judges directory.
-    // The child is reaped by `Drop` (or, for the shared static server, by the wrapper when
-    // the test process exits); the lint cannot see through the early panics.
-    #[allow(clippy::zombie_processes)]
-    pub fn start_in(dir: tempfile::TempDir, prometheus_url: &str, extra: &[&str]) -> Serve {
-        let judges = dir.path().join("judges");
-        let token = dir.path().join("token");
-        std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(r#""$@" </dev/null >/dev/null & p=$!; read _ ; kill $p; wait $p"#)
-            .arg("sh")
-            .arg(env!("CARGO_BIN_EXE_canary"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--prometheus",
-                prometheus_url,
-            ])
-            .arg("--judges")
-            .arg(&judges)
-            .arg("--token-file")
-            .arg(&token)
-            .args(extra)
-            .env("CANARY_LOG", "warn")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if stderr.read_line(&mut line).unwrap_or(0) == 0 {
-                drop(stdin);
-                let status = child.wait();
-                panic!("canary serve exited before listening: {status:?}");
-            }
-            if let Some(rest) = line.trim().strip_prefix("canary serve listening on ") {
-                let addr = rest.split_whitespace().next().unwrap().to_string();
-                // Keep draining stderr so the child never blocks on a full pipe.
-                std::thread::spawn(move || for _ in stderr.lines() {});
-                return Serve {
-                    url: format!("http://{addr}"),
-                    stdin: Some(stdin),
-                    child,
-                    _dir: dir,
-                };
-            }
-        }
-    }
-}
+use common::serve::{Serve, TOKEN};
 
 fn prometheus() -> &'static Prometheus {
     static P: OnceLock<Prometheus> = OnceLock::new();

@@ -52,6 +52,9 @@ pub struct AnalyzeArgs {
     /// Take one measurement per metric now, ignoring interval, count and initialDelay.
     #[arg(long)]
     pub once: bool,
+    /// Also write an HTML report: each metric's measurements over time, coloured by phase.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     #[command(flatten)]
     pub prometheus: PrometheusArgs,
 }
@@ -140,6 +143,17 @@ pub fn run(a: &AnalyzeArgs) -> Result<u8, CliError> {
     if live {
         eprint!("\r\x1b[2K");
     }
+    if let Some(path) = &a.html {
+        let names: Vec<String> = a
+            .templates
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        let page =
+            crate::report::analysis::html(&format!("Analysis: {}", names.join(", ")), &report);
+        std::fs::write(path, page)
+            .map_err(|e| CliError::usage(format!("cannot write {}: {e}", path.display())))?;
+    }
     let text = match a.output {
         Output::Json => serde_json::to_string_pretty(&report)
             .map_err(|e| CliError::usage(format!("cannot encode the report: {e}")))?,
@@ -203,6 +217,7 @@ pub fn render_table(r: &RunReport) -> String {
         "failed",
         "inconcl.",
         "error",
+        "values",
         "last value",
     ]);
     for m in &r.metrics {
@@ -219,6 +234,14 @@ pub fn render_table(r: &RunReport) -> String {
             m.failed.to_string(),
             m.inconclusive.to_string(),
             m.error.to_string(),
+            crate::report::terminal::sparkline(
+                &m.measurements
+                    .iter()
+                    .map(|x| crate::report::analysis::measured_number(&x.value).unwrap_or(f64::NAN))
+                    .collect::<Vec<_>>(),
+                20,
+                None,
+            ),
             m.last()
                 .map(|x| x.value.clone())
                 .filter(|v| !v.is_empty())

@@ -32,8 +32,8 @@ pub struct DemoArgs {
     /// Print the Markdown summaries (as written to $GITHUB_STEP_SUMMARY) too.
     #[arg(long)]
     pub markdown: bool,
-    /// Write the reports here: `report-v2.json`, `report-v3.json`, `summary.md` and the audit
-    /// ledger `audit.jsonl` (read it with `canary audit`).
+    /// Write the reports here: `report-v2` and `report-v3` (`.json` and `.html`), `summary.md`
+    /// and the audit ledger `audit.jsonl` (read it with `canary audit`).
     #[arg(long, value_name = "DIR", default_value = "canary-demo")]
     pub out: std::path::PathBuf,
 }
@@ -126,6 +126,9 @@ fn run_in(a: &DemoArgs, dir: &std::path::Path) -> Result<u8, CliError> {
                 .await;
             sink.close();
             write_reports(&report, Some(&a.out.join(format!("report-{release}.json"))))?;
+            let page = a.out.join(format!("report-{release}.html"));
+            std::fs::write(&page, crate::report::promotion::html(&report))
+                .map_err(|e| CliError::usage(format!("cannot write {}: {e}", page.display())))?;
             summary.push_str(&markdown(&report));
             summary.push('\n');
             let object = kube.object("shop", "checkout").unwrap_or_default();
@@ -152,7 +155,7 @@ fn run_in(a: &DemoArgs, dir: &std::path::Path) -> Result<u8, CliError> {
         std::fs::write(&md, &summary)
             .map_err(|e| CliError::usage(format!("cannot write {}: {e}", md.display())))?;
         write_stdout(&format!(
-            "reports: {0}/report-v2.json {0}/report-v3.json {0}/summary.md; audit ledger: \
+            "reports: {0}/report-v2.html {0}/report-v3.html (and .json), {0}/summary.md; audit ledger: \
              {0}/audit.jsonl (try `canary audit {0}/audit.jsonl`)",
             a.out.display()
         ))?;

@@ -4,6 +4,7 @@
 pub mod analyze;
 pub mod audit;
 pub mod backtest;
+pub mod calibrate;
 pub mod demo;
 pub mod judge;
 mod judge_table;
@@ -104,6 +105,9 @@ pub enum Command {
     /// Replay an AnalysisTemplate or Judge spec over a past time range and print the verdict
     /// timeline: how would this template have judged the past?
     Backtest(Box<backtest::BacktestArgs>),
+    /// A/A test over history: how often would a Judge spec raise a false alarm, which
+    /// thresholds meet a target, and how fast it catches injected regressions.
+    Calibrate(Box<calibrate::CalibrateArgs>),
 }
 
 /// An error a command reports: a one-line message and the exit code.
@@ -145,6 +149,7 @@ pub fn run() -> ExitCode {
         Command::Audit(args) => audit::run(&args),
         Command::Lint(args) => lint::run(&args),
         Command::Backtest(args) => backtest::run(&args),
+        Command::Calibrate(args) => calibrate::run(&args),
     };
     crate::telemetry::shutdown();
     match result {

@@ -107,6 +107,10 @@ pub struct PromoteArgs {
     /// `networking.istio.io` API version of the VirtualService.
     #[arg(long, default_value = "v1", value_parser = ["v1", "v1beta1", "v1alpha3"])]
     pub istio_version: String,
+    /// Also write an HTML report: canary weight over time with each analysis's verdict,
+    /// the events, and every analysis's measurements.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Write the JSON report here.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -813,6 +817,10 @@ pub fn run(a: &PromoteArgs) -> Result<u8, CliError> {
         }
         sink.close();
         write_reports(&report, a.report.as_ref())?;
+        if let Some(path) = &a.html {
+            std::fs::write(path, crate::report::promotion::html(&report))
+                .map_err(|e| CliError::usage(format!("cannot write {}: {e}", path.display())))?;
+        }
         write_stdout(&format!("{:?}: {}", report.outcome, report.reason))?;
         if !sink.audit_errors.is_empty() {
             eprintln!(

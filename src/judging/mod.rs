@@ -247,7 +247,7 @@ pub async fn run(
 }
 
 /// All `(time, value)` points of a result, series after series.
-fn points(v: Option<&QueryValue>) -> Vec<(f64, f64)> {
+pub(crate) fn points(v: Option<&QueryValue>) -> Vec<(f64, f64)> {
     match v {
         Some(QueryValue::Scalar { time, value }) => vec![(*time, *value)],
         Some(QueryValue::Vector(s)) | Some(QueryValue::Matrix(s)) => {
@@ -276,7 +276,7 @@ fn scalar(v: Option<&QueryValue>) -> f64 {
 /// Per-step counts of both variants, on the steps where both have a total. A missing bad
 /// series at a step means no bad events (error counters often do not exist until the first
 /// error).
-fn intervals(
+pub(crate) fn intervals(
     canary_bad: &[(f64, f64)],
     canary_total: &[(f64, f64)],
     baseline_bad: &[(f64, f64)],

@@ -201,6 +201,8 @@ pub struct Report {
     pub final_weight: u32,
     /// Every event.
     pub events: Vec<Event>,
+    /// When each event happened (RFC 3339), in the same order.
+    pub event_times: Vec<String>,
     /// Every analysis run.
     pub analyses: Vec<RunReport>,
 }
@@ -289,6 +291,7 @@ impl Promotion {
         let mut run = Run {
             promotion: self,
             events: Vec::new(),
+            event_times: Vec::new(),
             analyses: Vec::new(),
             on_event,
         };
@@ -550,6 +553,7 @@ impl Promotion {
             reason: reason.clone(),
             final_weight: 0,
             events: vec![Event::RolledBack { reason }],
+            event_times: vec![now()],
             analyses: Vec::new(),
         }
     }
@@ -559,6 +563,7 @@ impl Promotion {
 struct Run<'a> {
     promotion: &'a Promotion,
     events: Vec<Event>,
+    event_times: Vec<String>,
     analyses: Vec<RunReport>,
     on_event: &'a mut dyn FnMut(&Event),
 }
@@ -567,6 +572,8 @@ impl Run<'_> {
     fn emit(&mut self, e: Event) {
         (self.on_event)(&e);
         self.events.push(e);
+        self.event_times
+            .push(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
     }
 
     fn finish(self, outcome: Outcome, reason: String, final_weight: u32) -> Report {
@@ -576,6 +583,7 @@ impl Run<'_> {
             reason,
             final_weight,
             events: self.events,
+            event_times: self.event_times,
             analyses: self.analyses,
         }
     }

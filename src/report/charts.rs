@@ -99,9 +99,12 @@ fn empty(title: &str, why: &str) -> String {
 }
 
 fn time_label(x: f64, span: f64) -> String {
-    let t = chrono::DateTime::from_timestamp(x.round() as i64, 0).unwrap_or_default();
+    let ms = (x * 1000.0).round() as i64;
+    let t = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
     if span > 2.0 * 86_400.0 {
         t.format("%m-%d %H:%M").to_string()
+    } else if span < 10.0 {
+        t.format("%M:%S%.3f").to_string()
     } else if span < 600.0 {
         t.format("%H:%M:%S").to_string()
     } else {
@@ -263,9 +266,15 @@ pub fn line_chart(c: &LineChart) -> String {
                 ShapeStyle::from(colour).stroke_width(1),
             ))?;
             if !label.is_empty() {
+                // Near the right edge, the label goes to the left of its line.
+                let side = if *x > x0 + 0.75 * (x1 - x0) {
+                    HPos::Right
+                } else {
+                    HPos::Left
+                };
                 let style = TextStyle::from(("sans-serif", 11).into_font())
                     .color(colour)
-                    .pos(Pos::new(HPos::Left, VPos::Top));
+                    .pos(Pos::new(side, VPos::Top));
                 chart.draw_series(std::iter::once(Text::new(label.clone(), (*x, y1), style)))?;
             }
         }

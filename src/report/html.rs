@@ -43,6 +43,7 @@ pub fn page(title: &str, outcome: Option<&str>, body: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <link rel=\"icon\" href=\"data:,\">\
          <title>{t}{o}</title><style>{STYLE}</style></head><body>\
          <h1>{t} {b}</h1>{body}<footer>canary-engine {v}</footer></body></html>\n",
         t = esc(title),

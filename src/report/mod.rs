@@ -2,7 +2,9 @@
 
 pub mod analysis;
 pub mod backtest;
+pub mod calibration;
 pub mod charts;
 pub mod html;
 pub mod judgement;
+pub mod promotion;
 pub mod terminal;

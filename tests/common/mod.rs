@@ -36,6 +36,7 @@ pub mod http;
 pub mod judge_data;
 pub mod prom;
 pub mod promotion;
+pub mod serve;
 
 /// Runs the `canary` binary from the project root with no cluster configured (whatever the
 /// machine has): (exit code, stdout, stderr).

@@ -1,0 +1,203 @@
+//! `canary calibrate` against a real Prometheus loaded with the judge scenarios: an A/A test
+//! of identical variants raises no alarm and catches injected regressions above the allowed
+//! effect but not below it; a service whose errors jump mid-history raises a false alarm in
+//! the adjacent-window A/A and misses the target.
+
+mod common;
+
+use std::sync::OnceLock;
+
+use chrono::DateTime;
+use common::judge_data::{judge_openmetrics, BASELINE, CANARY};
+use common::prom::Prometheus;
+use serde_json::Value;
+
+struct Data {
+    prometheus: Prometheus,
+    now: i64,
+}
+
+fn data() -> &'static Data {
+    static D: OnceLock<Data> = OnceLock::new();
+    D.get_or_init(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let now = now - now % 60;
+        Data {
+            prometheus: Prometheus::start(&judge_openmetrics(now)),
+            now,
+        }
+    })
+}
+
+fn at(offset_minutes: i64) -> String {
+    DateTime::from_timestamp(data().now + offset_minutes * 60, 0)
+        .unwrap()
+        .to_rfc3339()
+}
+
+const JUDGE: &str = "analysis-templates/judge-istio-golden-signals.yaml";
+
+fn calibrate(service: &str, extra: &[&str]) -> (i32, String, String) {
+    let d = data();
+    let from = at(-50);
+    let to = at(0);
+    let service = format!("service={service}");
+    let canary = format!("canary_hash={CANARY}");
+    let stable = format!("stable_hash={BASELINE}");
+    let mut args = vec![
+        "calibrate",
+        JUDGE,
+        "--prometheus",
+        &d.prometheus.url,
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--arg",
+        &service,
+        "--arg",
+        "namespace=prod",
+        "--arg",
+        &canary,
+        "--arg",
+        &stable,
+    ];
+    args.extend_from_slice(extra);
+    common::canary(&args)
+}
+
+fn metric<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == name)
+        .unwrap_or_else(|| panic!("no metric {name}: {v}"))
+}
+
+fn detection(m: &Value, factor: f64) -> &Value {
+    m["detection"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["factor"].as_f64() == Some(factor))
+        .unwrap()
+}
+
+#[test]
+fn identical_variants_raise_no_alarm_and_catch_what_exceeds_the_allowed_effect() {
+    let (code, out, err) = calibrate(
+        "healthy",
+        &["--mode", "args", "--inject", "1.1,2", "--output", "json"],
+    );
+    assert_eq!(code, 0, "{err}\n{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["moments"], 6, "every window (10m) from -50m to now: {v}");
+    assert_eq!(v["fail"], 0);
+    assert_eq!(v["meets_target"], true);
+    for m in v["metrics"].as_array().unwrap() {
+        assert_eq!(m["false_alarms"], 0, "{m}");
+        assert!(m["windows"].as_u64().unwrap() >= 5, "{m}");
+    }
+    // p99 and p50 allow a 1.2× mean ratio: a 2× regression is caught in every window, a
+    // 1.1× one in none.
+    for name in ["p99-latency", "p50-latency"] {
+        let m = metric(&v, name);
+        assert_eq!(detection(m, 2.0)["rate"], 1.0, "{m}");
+        assert_eq!(detection(m, 1.1)["rate"], 0.0, "{m}");
+        let d = detection(m, 2.0);
+        let median = d["median_seconds"].as_f64().unwrap();
+        assert!(
+            median > 0.0 && median <= 600.0,
+            "caught within the 10 m window: {d}"
+        );
+        assert_eq!(d["caught_within_window"], 1.0, "{d}");
+    }
+    // request-rate is bad when it drops: a 2× regression halves the canary's traffic.
+    assert_eq!(metric(&v, "request-rate")["direction"], "decrease");
+    assert_eq!(detection(metric(&v, "request-rate"), 2.0)["rate"], 1.0);
+    // A threshold that never alarms on identical data meets any target at its strictest.
+    let p99 = metric(&v, "p99-latency");
+    assert_eq!(p99["recommended_effect"], 1.0, "{p99}");
+}
+
+#[test]
+fn a_jump_in_errors_is_a_false_alarm_in_adjacent_windows_and_misses_the_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("calibration.html");
+    let page_arg = page.display().to_string();
+    let (code, out, err) = calibrate(
+        "burning",
+        &["--output", "json", "--html", &page_arg, "--target", "5%"],
+    );
+    assert_eq!(code, 1, "above the target is exit 1: {err}\n{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let errors = metric(&v, "error-ratio");
+    // Errors rise to 20 % an hour ago: only the window comparing before with after alarms.
+    assert_eq!(errors["false_alarms"], 1, "{errors}");
+    assert_eq!(v["verdicts"][0][1], "fail", "{v}");
+    assert!(v["false_alarm_rate"].as_f64().unwrap() > 0.05);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("False-alarm rate per metric") && html.matches("<svg").count() >= 10);
+    assert!(!html.contains("<script"));
+}
+
+#[test]
+fn the_table_names_rates_recommendations_and_detection() {
+    let (code, out, err) = calibrate("healthy", &["--mode", "args"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("A/A calibration of istio-golden-signals"),
+        "{out}"
+    );
+    assert!(out.contains("false alarms") && out.contains("confidence now → for target"));
+    assert!(out.contains("×1.25") && out.contains("Overall"), "{out}");
+}
+
+#[test]
+fn prometheus_down_is_an_error_and_bad_arguments_are_usage_errors() {
+    let port = common::prom::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let (code, _, err) = common::canary(&[
+        "calibrate",
+        JUDGE,
+        "--prometheus",
+        &url,
+        "--from",
+        "1h",
+        "--arg",
+        "service=x",
+        "--arg",
+        "namespace=y",
+        "--arg",
+        "canary_hash=a",
+        "--arg",
+        "stable_hash=b",
+    ]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("unreachable"), "{err}");
+    let (code, _, err) = common::canary(&["calibrate", JUDGE, "--from", "1h", "--target", "150%"]);
+    assert_eq!(code, 64, "{err}");
+    let (code, _, err) = common::canary(&[
+        "calibrate",
+        "analysis-templates/istio-success-rate.yaml",
+        "--from",
+        "1h",
+        "--arg",
+        "service=x",
+        "--arg",
+        "namespace=y",
+    ]);
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains("one Judge spec"), "{err}");
+}
+
+#[test]
+#[ignore = "prints the reports for a person to look at"]
+fn show() {
+    let (_, out, _) = calibrate("tail", &["--html", "/tmp/calibration.html"]);
+    println!("{out}");
+}
