@@ -355,10 +355,21 @@ async fn judge_specs_decide_promotions() {
             "stable_hash=s",
             "--report",
             "report.json",
+            "--html",
+            "report.html",
         ]);
         let (c, stdout, stderr) = finish(env.command(&args)).await;
         assert_eq!(c, code, "{canary}: {stdout}\n{stderr}");
         assert_eq!(weights(&env.kube), expected, "{canary}");
+        // The HTML report: weight over time with the analysis's verdict, and its measurements.
+        let html = std::fs::read_to_string(env.path("report.html")).unwrap();
+        let outcome = if canary == "good" {
+            ">promoted</span>"
+        } else {
+            ">rolled_back</span>"
+        };
+        assert!(html.contains(outcome), "{html}");
+        assert!(html.contains("Canary weight") && html.matches("<svg").count() >= 2);
         let report: Value =
             serde_json::from_str(&std::fs::read_to_string(env.path("report.json")).unwrap())
                 .unwrap();

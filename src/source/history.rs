@@ -314,6 +314,71 @@ mod tests {
         assert!(!on_grid(t(1_000_017), Duration::from_secs(30)));
     }
 
+    /// A range longer than 10,000 steps is fetched in chunks and merged: answers come from
+    /// either chunk, each chunk is asked once, and an off-grid time goes to the source.
+    #[tokio::test]
+    async fn long_ranges_are_fetched_in_chunks() {
+        use crate::source::snapshot::Recorder;
+        let from = t(1_000_000);
+        let to = from + chrono::Duration::seconds(15_000);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("snap.jsonl");
+        let rec = Recorder::create(&file).unwrap();
+        let series = |at: i64, v: f64| {
+            QueryValue::Matrix(vec![Series {
+                labels: [("job".to_string(), "a".to_string())].into(),
+                samples: vec![(at as f64, v)],
+            }])
+        };
+        let chunk = |start: DateTime<Utc>, end: DateTime<Utc>| {
+            let mut q = PromQuery::instant("sum(up)");
+            q.range = Some(Range {
+                start,
+                end,
+                step: Duration::from_secs(1),
+            });
+            q
+        };
+        let split = from + chrono::Duration::seconds(MAX_POINTS - 1);
+        for (q, v) in [
+            (chunk(from, split), series(from.timestamp() + 5, 1.0)),
+            (
+                chunk(split + chrono::Duration::seconds(1), to),
+                series(from.timestamp() + 12_000, 2.0),
+            ),
+        ] {
+            let answer = Answer {
+                value: v,
+                warnings: Vec::new(),
+            };
+            rec.prometheus(&q, &Ok(answer)).unwrap();
+        }
+        let sources = Sources::replay(&file).unwrap();
+        let h = History::new(Duration::from_secs(1), from, to, Duration::ZERO);
+        let ask = |secs: i64| {
+            let mut q = PromQuery::instant("sum(up)");
+            q.time = Some(from + chrono::Duration::seconds(secs));
+            q
+        };
+        for (at, want) in [(12_000, 2.0), (5, 1.0)] {
+            let a = h.answer(&ask(at), &sources).await.unwrap().unwrap();
+            assert_eq!(a.value.values(), vec![want], "at +{at}s");
+        }
+        let empty = h.answer(&ask(6), &sources).await.unwrap().unwrap();
+        assert_eq!(empty.value, QueryValue::Vector(Vec::new()));
+        let mut off = ask(7);
+        off.time = off.time.map(|t| t + chrono::Duration::milliseconds(500));
+        assert!(h.answer(&off, &sources).await.is_none());
+        assert_eq!(
+            h.stats(),
+            HistoryStats {
+                range_queries: 2,
+                from_memory: 3,
+                passed_through: 1
+            }
+        );
+    }
+
     #[test]
     fn only_vector_and_scalar_expressions_are_sliced() {
         assert_eq!(value_type("sum(rate(x[5m]))"), Some(ValueType::Vector));
