@@ -13,35 +13,16 @@ use std::time::Duration;
 use canary_engine::backtest::{self, Plan, Subject};
 use canary_engine::source::{PrometheusConfig, Sources};
 use chrono::{DateTime, Utc};
-use common::judge_data::{judge_openmetrics, BASELINE, CANARY};
-use common::prom::Prometheus;
+use common::judge_data::{Scenarios, BASELINE, CANARY};
 use serde_json::Value;
 
-struct Data {
-    prometheus: Prometheus,
-    now: i64,
-}
-
-fn data() -> &'static Data {
-    static D: OnceLock<Data> = OnceLock::new();
-    D.get_or_init(|| {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64;
-        // Whole minutes, so that the backtest's moments fall where the test expects.
-        let now = now - now % 60;
-        Data {
-            prometheus: Prometheus::start(&judge_openmetrics(now)),
-            now,
-        }
-    })
+fn data() -> &'static Scenarios {
+    static D: OnceLock<Scenarios> = OnceLock::new();
+    D.get_or_init(Scenarios::start)
 }
 
 fn at(offset_minutes: i64) -> String {
-    DateTime::from_timestamp(data().now + offset_minutes * 60, 0)
-        .unwrap()
-        .to_rfc3339()
+    data().at(offset_minutes)
 }
 
 const JUDGE: &str = "analysis-templates/judge-istio-golden-signals.yaml";

@@ -7,35 +7,16 @@ mod common;
 
 use std::sync::OnceLock;
 
-use chrono::DateTime;
-use common::judge_data::{judge_openmetrics, BASELINE, CANARY};
-use common::prom::Prometheus;
+use common::judge_data::{Scenarios, BASELINE, CANARY};
 use serde_json::Value;
 
-struct Data {
-    prometheus: Prometheus,
-    now: i64,
-}
-
-fn data() -> &'static Data {
-    static D: OnceLock<Data> = OnceLock::new();
-    D.get_or_init(|| {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64;
-        let now = now - now % 60;
-        Data {
-            prometheus: Prometheus::start(&judge_openmetrics(now)),
-            now,
-        }
-    })
+fn data() -> &'static Scenarios {
+    static D: OnceLock<Scenarios> = OnceLock::new();
+    D.get_or_init(Scenarios::start)
 }
 
 fn at(offset_minutes: i64) -> String {
-    DateTime::from_timestamp(data().now + offset_minutes * 60, 0)
-        .unwrap()
-        .to_rfc3339()
+    data().at(offset_minutes)
 }
 
 const JUDGE: &str = "analysis-templates/judge-istio-golden-signals.yaml";

@@ -16,9 +16,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use chrono::DateTime;
-use common::judge_data::{judge_openmetrics, BASELINE, CANARY};
-use common::prom::{free_port, Prometheus};
+use common::judge_data::{Scenarios, BASELINE, CANARY};
+use common::prom::free_port;
 use common::serve::{Serve, TOKEN};
 use serde_json::{json, Value};
 
@@ -266,17 +265,9 @@ fn the_console_check_can_fail() {
 
 #[test]
 fn every_report_renders_in_a_real_browser_without_console_errors() {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let now = now - now % 60;
-    let prometheus = Prometheus::start(&judge_openmetrics(now));
-    let at = |m: i64| {
-        DateTime::from_timestamp(now + m * 60, 0)
-            .unwrap()
-            .to_rfc3339()
-    };
+    let data = Scenarios::start();
+    let prometheus = &data.prometheus;
+    let at = |m: i64| data.at(m);
     let out = tempfile::tempdir().unwrap();
     let page = |n: &str| -> PathBuf { out.path().join(format!("{n}.html")) };
     let judge = "analysis-templates/judge-istio-golden-signals.yaml";

@@ -33,19 +33,8 @@ pub struct AnalyzeArgs {
     /// Template argument NAME=VALUE (repeatable); overrides the template's default.
     #[arg(long = "arg", short = 'a', value_name = "NAME=VALUE")]
     pub args: Vec<String>,
-    /// Where measurements come from: `prometheus` (live, the default) or
-    /// `snapshot:FILE` (replay a file written by --record; no Prometheus needed).
-    #[arg(
-        long,
-        env = "CANARY_SOURCE",
-        default_value = "prometheus",
-        value_name = "SOURCE"
-    )]
-    pub source: String,
-    /// Write every query and its answer to FILE (JSON lines) for replay with
-    /// --source snapshot:FILE.
-    #[arg(long, value_name = "FILE")]
-    pub record: Option<PathBuf>,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
     pub output: Output,
@@ -57,6 +46,32 @@ pub struct AnalyzeArgs {
     pub html: Option<PathBuf>,
     #[command(flatten)]
     pub prometheus: PrometheusArgs,
+}
+
+/// Where measurements come from, and whether to record them (analyze, backtest, calibrate).
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// Where measurements come from: `prometheus` (live, the default) or
+    /// `snapshot:FILE` (replay a file written by --record; no Prometheus needed).
+    #[arg(
+        long,
+        env = "CANARY_SOURCE",
+        default_value = "prometheus",
+        value_name = "SOURCE"
+    )]
+    pub source: String,
+    /// Write every query and its answer to FILE (JSON lines) for replay with
+    /// --source snapshot:FILE (a backtest or calibration with the same --from, --to and
+    /// --every).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+}
+
+impl SourceArgs {
+    /// The sources these flags describe.
+    pub fn sources(&self, prometheus: &PrometheusArgs) -> Result<Sources, CliError> {
+        sources(&self.source, self.record.as_ref(), prometheus)
+    }
 }
 
 /// Parse `NAME=VALUE` pairs.
@@ -117,7 +132,7 @@ pub fn sources(
 pub fn run(a: &AnalyzeArgs) -> Result<u8, CliError> {
     let given = parse_args(&a.args)?;
     let metrics = load_metrics(&a.templates, &given, None)?;
-    let sources = sources(&a.source, a.record.as_ref(), &a.prometheus)?;
+    let sources = a.source.sources(&a.prometheus)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::analyze::{load_metrics, parse_args, sources, Output};
+use super::analyze::{load_metrics, parse_args, Output, SourceArgs};
 use super::audit::parse_time;
 use super::prometheus_args::PrometheusArgs;
 use super::{write_stdout, CliError};
@@ -40,19 +40,8 @@ pub struct BacktestArgs {
     /// (as terminated) after this long.
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
     pub limit: Duration,
-    /// Where data comes from: `prometheus` (live) or `snapshot:FILE` (a backtest recorded
-    /// with --record, rerun offline).
-    #[arg(
-        long,
-        env = "CANARY_SOURCE",
-        default_value = "prometheus",
-        value_name = "SOURCE"
-    )]
-    pub source: String,
-    /// Record every query and answer to FILE, to share the backtest and rerun it offline
-    /// with --source snapshot:FILE (and the same --from, --to and --every).
-    #[arg(long, value_name = "FILE")]
-    pub record: Option<PathBuf>,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
     pub output: Output,
@@ -94,7 +83,7 @@ pub fn run(a: &BacktestArgs) -> Result<u8, CliError> {
     }
     let metrics = load_metrics(&a.templates, &given, None)?;
     let subject = Subject::of(metrics);
-    let sources = sources(&a.source, a.record.as_ref(), &a.prometheus)?;
+    let sources = a.source.sources(&a.prometheus)?;
     let plan = Plan {
         from,
         to,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::analyze::{load_metrics, parse_args, sources, Output};
+use super::analyze::{load_metrics, parse_args, Output, SourceArgs};
 use super::audit::parse_time;
 use super::prometheus_args::PrometheusArgs;
 use super::{write_stdout, CliError};
@@ -47,17 +47,8 @@ pub struct CalibrateArgs {
     /// Regression sizes to inject, as factors (1.25 = 25 % worse), comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1.1,1.25,1.5,2")]
     pub inject: Vec<f64>,
-    /// Where data comes from: `prometheus` or `snapshot:FILE`.
-    #[arg(
-        long,
-        env = "CANARY_SOURCE",
-        default_value = "prometheus",
-        value_name = "SOURCE"
-    )]
-    pub source: String,
-    /// Record every query and answer to FILE (rerun offline with --source snapshot:FILE).
-    #[arg(long, value_name = "FILE")]
-    pub record: Option<PathBuf>,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
     pub output: Output,
@@ -124,7 +115,7 @@ pub fn run(a: &CalibrateArgs) -> Result<u8, CliError> {
             "{moments} windows: use a larger --every or a shorter range"
         )));
     }
-    let sources = sources(&a.source, a.record.as_ref(), &a.prometheus)?;
+    let sources = a.source.sources(&a.prometheus)?;
     let plan = Plan {
         from,
         to,

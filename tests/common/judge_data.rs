@@ -121,3 +121,34 @@ pub fn judge_openmetrics(now: i64) -> String {
         "# TYPE istio_requests counter\n{requests}# TYPE istio_request_duration_milliseconds histogram\n{histogram}# EOF\n"
     )
 }
+
+/// A real Prometheus loaded with [`judge_openmetrics`] around `now` (whole minutes, so that
+/// backtest and calibration moments fall where a test expects).
+pub struct Scenarios {
+    /// The server.
+    pub prometheus: super::prom::Prometheus,
+    /// Unix seconds the data is generated around.
+    pub now: i64,
+}
+
+impl Scenarios {
+    /// Generate the data around the current minute and start Prometheus on it.
+    pub fn start() -> Scenarios {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let now = now - now % 60;
+        Scenarios {
+            prometheus: super::prom::Prometheus::start(&judge_openmetrics(now)),
+            now,
+        }
+    }
+
+    /// `now` plus `minutes` (negative: the past), as RFC 3339.
+    pub fn at(&self, minutes: i64) -> String {
+        chrono::DateTime::from_timestamp(self.now + minutes * 60, 0)
+            .unwrap()
+            .to_rfc3339()
+    }
+}
