@@ -297,13 +297,15 @@ fn judge_point(
             for m in &mut j.metrics {
                 let (c, b) = series.entry(m.name.clone()).or_default();
                 let ms = |t: f64| (t * 1000.0).round() as i64;
-                c.extend(m.canary_points.drain(..).map(|(t, v)| (ms(t), v)));
-                b.extend(m.baseline_points.drain(..).map(|(t, v)| (ms(t), v)));
+                let (cp, bp) = m.chart_points();
+                c.extend(cp.iter().map(|&(t, v)| (ms(t), v)));
+                b.extend(bp.iter().map(|&(t, v)| (ms(t), v)));
+                // Kept once, in the backtest's series, not in every moment's judgement.
+                m.canary_points = Vec::new();
+                m.baseline_points = Vec::new();
+                m.counts_points = None;
             }
-            let verdict = serde_json::to_value(j.verdict)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
+            let verdict = j.verdict.as_str().to_string();
             Point {
                 at: t.to_rfc3339(),
                 t: t.timestamp(),

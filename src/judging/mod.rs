@@ -42,12 +42,48 @@ pub struct MetricOutcome {
     /// The judgement (classification, reasons, statistics).
     #[serde(flatten)]
     pub judgement: MetricJudgement,
-    /// Canary points `(unix seconds, value)`: the series, or per-step bad/total for counts.
+    /// Canary points `(unix seconds, value)` (series metrics).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub canary_points: Vec<(f64, f64)>,
     /// Baseline points.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub baseline_points: Vec<(f64, f64)>,
+    /// Counts metrics: the fetched bad and total points, kept (moved, not copied) for charts.
+    /// Not in the API's JSON — `serve` answers every judgement with this struct, and the
+    /// charts need no extra bytes in each answer — and turned into ratios only when a chart
+    /// asks, so a judgement does no work for a report nobody opens.
+    #[serde(skip)]
+    pub counts_points: Option<Box<CountsPoints>>,
+}
+
+/// `(unix seconds, value)` pairs.
+pub type Points = Vec<(f64, f64)>;
+
+/// The four fetched series of a counts metric.
+#[derive(Debug, Clone, Default)]
+pub struct CountsPoints {
+    /// Canary bad events per step.
+    pub canary_bad: Vec<(f64, f64)>,
+    /// Canary total events per step.
+    pub canary_total: Vec<(f64, f64)>,
+    /// Baseline bad events per step.
+    pub baseline_bad: Vec<(f64, f64)>,
+    /// Baseline total events per step.
+    pub baseline_total: Vec<(f64, f64)>,
+}
+
+impl MetricOutcome {
+    /// What a chart of this metric draws, `(canary, baseline)`: the series, or the per-step
+    /// bad/total of a counts metric.
+    pub fn chart_points(&self) -> (Points, Points) {
+        match &self.counts_points {
+            Some(c) if self.canary_points.is_empty() => (
+                ratios(&c.canary_bad, &c.canary_total),
+                ratios(&c.baseline_bad, &c.baseline_total),
+            ),
+            _ => (self.canary_points.clone(), self.baseline_points.clone()),
+        }
+    }
 }
 
 /// A whole judgement.
@@ -161,6 +197,7 @@ pub async fn run(
                     judgement: classify(&m.config, &data),
                     canary_points: c,
                     baseline_points: b,
+                    counts_points: None,
                 }
             }
             MetricSource::Counts { .. } => {
@@ -176,8 +213,14 @@ pub async fn run(
                     name: m.name.clone(),
                     group: m.group.clone(),
                     judgement: classify(&m.config, &data),
-                    canary_points: ratios(&cb, &ct),
-                    baseline_points: ratios(&bb, &bt),
+                    canary_points: Vec::new(),
+                    baseline_points: Vec::new(),
+                    counts_points: Some(Box::new(CountsPoints {
+                        canary_bad: cb,
+                        canary_total: ct,
+                        baseline_bad: bb,
+                        baseline_total: bt,
+                    })),
                 }
             }
         };

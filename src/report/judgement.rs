@@ -3,16 +3,9 @@
 //! distributions with the Hodges-Lehmann interval; per SLO, burn rates against thresholds.
 
 use super::charts::{self, colour, Line, LineChart, Style};
-use super::html::{badge, esc, num, page};
+use super::html::{badge, esc, num, page, unix};
 use crate::judging::{Judgement, MetricOutcome};
 use crate::slo::SloOutcome;
-
-fn verdict_str(j: &Judgement) -> String {
-    serde_json::to_value(j.verdict)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
 
 fn slo_outcome(o: SloOutcome) -> &'static str {
     match o {
@@ -24,7 +17,7 @@ fn slo_outcome(o: SloOutcome) -> &'static str {
 
 /// Render a judgement as a whole page.
 pub fn html(id: &str, j: &Judgement) -> String {
-    let verdict = verdict_str(j);
+    let verdict = j.verdict.as_str();
     let mut body = format!(
         "<p class=\"meta\">score {} · window {} → {} · analysis <code>{}</code></p>",
         num(Some(j.score)),
@@ -33,7 +26,7 @@ pub fn html(id: &str, j: &Judgement) -> String {
         esc(id)
     );
     body.push_str(&section(j));
-    page(&j.judge, Some(&verdict), &body)
+    page(&j.judge, Some(verdict), &body)
 }
 
 /// The body of a judgement, for embedding in other reports.
@@ -53,9 +46,7 @@ pub fn section(j: &Judgement) -> String {
     }
     if !j.metrics.is_empty() {
         out.push_str(&metrics_table(&j.metrics));
-        let decided = chrono::DateTime::parse_from_rfc3339(&j.window_end)
-            .map(|t| t.timestamp() as f64)
-            .ok();
+        let decided = unix(&j.window_end);
         for m in &j.metrics {
             out.push_str(&metric_charts(m, decided));
         }
@@ -102,7 +93,8 @@ fn metrics_table(metrics: &[MetricOutcome]) -> String {
 }
 
 fn metric_charts(m: &MetricOutcome, decided: Option<f64>) -> String {
-    if m.canary_points.is_empty() && m.baseline_points.is_empty() {
+    let (canary, baseline) = m.chart_points();
+    if canary.is_empty() && baseline.is_empty() {
         return String::new();
     }
     let mut out = format!(
@@ -117,13 +109,13 @@ fn metric_charts(m: &MetricOutcome, decided: Option<f64>) -> String {
             Line {
                 name: "baseline".into(),
                 colour: colour::BASELINE,
-                points: m.baseline_points.clone(),
+                points: baseline.clone(),
                 style: Style::Line,
             },
             Line {
                 name: "canary".into(),
                 colour: colour::CANARY,
-                points: m.canary_points.clone(),
+                points: canary.clone(),
                 style: Style::Line,
             },
         ],
@@ -144,8 +136,8 @@ fn metric_charts(m: &MetricOutcome, decided: Option<f64>) -> String {
     let values = |p: &[(f64, f64)]| p.iter().map(|x| x.1).collect::<Vec<f64>>();
     out.push_str(&charts::ecdf(
         &format!("{}: distributions (ECDF) and the shift interval", m.name),
-        &values(&m.canary_points),
-        &values(&m.baseline_points),
+        &values(&canary),
+        &values(&baseline),
         shift,
     ));
     out
