@@ -588,10 +588,7 @@ pub async fn run(
             Verdict::Inconclusive => inconclusive += 1,
             Verdict::Pass => {}
         }
-        let name = serde_json::to_value(v)
-            .ok()
-            .and_then(|x| x.as_str().map(str::to_string))
-            .unwrap_or_default();
+        let name = v.as_str().to_string();
         verdicts.push((*t as i64, name));
     }
     let judged = moments.len() - inconclusive;

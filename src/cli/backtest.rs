@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use clap::Args;
 
 use super::analyze::{load_metrics, parse_args, Output, SourceArgs};
@@ -27,12 +28,8 @@ pub struct BacktestArgs {
     /// Template argument NAME=VALUE (repeatable).
     #[arg(long = "arg", short = 'a', value_name = "NAME=VALUE")]
     pub args: Vec<String>,
-    /// First moment: RFC 3339 (2026-11-20T08:00:00Z) or a duration ago (24h).
-    #[arg(long, value_name = "TIME")]
-    pub from: String,
-    /// Last moment (same forms as --from); default now.
-    #[arg(long, value_name = "TIME")]
-    pub to: Option<String>,
+    #[command(flatten)]
+    pub range: TimeRange,
     /// Time between moments.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     pub every: Duration,
@@ -52,25 +49,44 @@ pub struct BacktestArgs {
     pub prometheus: PrometheusArgs,
 }
 
+/// The past range a backtest or calibration looks at.
+#[derive(Debug, Args)]
+pub struct TimeRange {
+    /// First moment: RFC 3339 (2026-11-20T08:00:00Z) or a duration ago (24h, 7d).
+    #[arg(long, value_name = "TIME")]
+    pub from: String,
+    /// Last moment (same forms as --from); default now.
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+}
+
+impl TimeRange {
+    /// `(from, to)`; an error when `from` is after `to`.
+    pub fn resolve(&self) -> Result<(DateTime<Utc>, DateTime<Utc>), CliError> {
+        let now = Utc::now();
+        let from = parse_time("--from", &self.from, now)?;
+        let to = match &self.to {
+            Some(t) => parse_time("--to", t, now)?,
+            None => now,
+        };
+        if from > to {
+            return Err(CliError::usage(format!(
+                "--from {} is after --to {}",
+                from.to_rfc3339(),
+                to.to_rfc3339()
+            )));
+        }
+        Ok((from, to))
+    }
+}
+
 /// Exit code when some moments could not be analysed.
 const EXIT_ERRORS: u8 = 3;
 
 /// Run the command; returns the exit code.
 pub fn run(a: &BacktestArgs) -> Result<u8, CliError> {
     let given = parse_args(&a.args)?;
-    let now = chrono::Utc::now();
-    let from = parse_time("--from", &a.from, now)?;
-    let to = match &a.to {
-        Some(t) => parse_time("--to", t, now)?,
-        None => now,
-    };
-    if from > to {
-        return Err(CliError::usage(format!(
-            "--from {} is after --to {}",
-            from.to_rfc3339(),
-            to.to_rfc3339()
-        )));
-    }
+    let (from, to) = a.range.resolve()?;
     if a.every.as_secs() == 0 {
         return Err(CliError::usage("--every must be at least 1s"));
     }

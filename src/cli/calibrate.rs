@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::analyze::{load_metrics, parse_args, Output, SourceArgs};
-use super::audit::parse_time;
+use super::backtest::TimeRange;
 use super::prometheus_args::PrometheusArgs;
 use super::{write_stdout, CliError};
 use crate::calibrate::{self, Calibration, Mode, Plan};
@@ -27,12 +27,8 @@ pub struct CalibrateArgs {
     /// Judge argument NAME=VALUE (repeatable).
     #[arg(long = "arg", short = 'a', value_name = "NAME=VALUE")]
     pub args: Vec<String>,
-    /// First moment: RFC 3339 or a duration ago (7d).
-    #[arg(long, value_name = "TIME")]
-    pub from: String,
-    /// Last moment (same forms); default now.
-    #[arg(long, value_name = "TIME")]
-    pub to: Option<String>,
+    #[command(flatten)]
+    pub range: TimeRange,
     /// Time between judged windows; default the Judge's window (windows do not overlap).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub every: Option<Duration>,
@@ -76,19 +72,7 @@ fn parse_rate(s: &str) -> Result<f64, String> {
 /// Run the command; returns the exit code.
 pub fn run(a: &CalibrateArgs) -> Result<u8, CliError> {
     let given = parse_args(&a.args)?;
-    let now = chrono::Utc::now();
-    let from = parse_time("--from", &a.from, now)?;
-    let to = match &a.to {
-        Some(t) => parse_time("--to", t, now)?,
-        None => now,
-    };
-    if from >= to {
-        return Err(CliError::usage(format!(
-            "--from {} is not before --to {}",
-            from.to_rfc3339(),
-            to.to_rfc3339()
-        )));
-    }
+    let (from, to) = a.range.resolve()?;
     if let Some(bad) = a.inject.iter().find(|f| !(f.is_finite() && **f > 1.0)) {
         return Err(CliError::usage(format!(
             "--inject {bad}: a regression factor is above 1 (1.25 = 25 % worse)"

@@ -2,7 +2,7 @@
 //! each metric's measurements over time, coloured by phase, with the run's decision point.
 
 use super::charts::{self, Line, LineChart, Style};
-use super::html::{badge, esc, page};
+use super::html::{badge, esc, page, unix};
 use crate::analysis::{MetricResult, Phase, RunReport};
 
 /// The number a measurement's value shows: a scalar, the first element of a vector, or a
@@ -24,12 +24,6 @@ pub fn measured_number(value: &str) -> Option<f64> {
         .trim()
         .parse()
         .ok()
-}
-
-fn unix(t: &str) -> Option<f64> {
-    chrono::DateTime::parse_from_rfc3339(t)
-        .ok()
-        .map(|t| t.timestamp_millis() as f64 / 1000.0)
 }
 
 /// One line per phase of the measurements of the metrics named `name` across `runs`.

@@ -13,6 +13,13 @@ pub fn num(v: Option<f64>) -> String {
     }
 }
 
+/// Unix seconds (with milliseconds) of an RFC 3339 time.
+pub fn unix(t: &str) -> Option<f64> {
+    chrono::DateTime::parse_from_rfc3339(t)
+        .ok()
+        .map(|t| t.timestamp_millis() as f64 / 1000.0)
+}
+
 /// A coloured pill with the outcome's name.
 pub fn badge(outcome: &str) -> String {
     let c = outcome_colour(outcome);

@@ -3,7 +3,7 @@
 
 use super::analysis;
 use super::charts::{self, colour, Line, LineChart, Style};
-use super::html::{badge, esc, page};
+use super::html::{badge, esc, page, unix};
 use crate::promote::{Event, Outcome, Report};
 
 fn outcome_str(o: Outcome) -> &'static str {
@@ -13,12 +13,6 @@ fn outcome_str(o: Outcome) -> &'static str {
         Outcome::Paused => "paused",
         Outcome::Error => "error",
     }
-}
-
-fn unix(t: &str) -> Option<f64> {
-    chrono::DateTime::parse_from_rfc3339(t)
-        .ok()
-        .map(|t| t.timestamp_millis() as f64 / 1000.0)
 }
 
 /// What an event says, in a few words.
