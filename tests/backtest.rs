@@ -351,6 +351,45 @@ fn the_table_shows_a_timeline_sparklines_and_the_html_report_has_charts() {
     assert!(!html.contains("<script"), "readable without JavaScript");
 }
 
+/// On a terminal (a pseudo-terminal made by util-linux's `script`) a progress bar counts the
+/// moments on stderr; piped, as in every other test here, there is none.
+#[test]
+fn a_terminal_gets_a_progress_bar() {
+    let mut a = vec![
+        env!("CARGO_BIN_EXE_canary").to_string(),
+        "backtest".into(),
+        JUDGE.into(),
+        "--prometheus".into(),
+        data().prometheus.url.clone(),
+        "--from".into(),
+        at(-60),
+        "--to".into(),
+        at(0),
+        "--every".into(),
+        "1m".into(),
+    ];
+    a.extend(judge_args("healthy"));
+    let line = a
+        .iter()
+        .map(|w| format!("'{w}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = std::process::Command::new("script")
+        .args(["-qec", &format!("{line} >/dev/null"), "/dev/null"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("script (util-linux) runs a command on a pseudo-terminal");
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{tty}");
+    assert!(
+        tty.contains("backtest [") && tty.contains("/61 moments"),
+        "no progress bar on the terminal: {tty:?}"
+    );
+    let (_, piped, stderr) = backtest(&a[2..].iter().map(String::clone).collect::<Vec<_>>());
+    assert_eq!(piped["points"].as_array().unwrap().len(), 61);
+    assert!(!stderr.contains("backtest ["), "{stderr}");
+}
+
 #[test]
 fn bad_arguments_are_usage_errors() {
     let (code, _, stderr) =

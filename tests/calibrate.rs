@@ -126,6 +126,49 @@ fn a_jump_in_errors_is_a_false_alarm_in_adjacent_windows_and_misses_the_target()
     assert!(!html.contains("<script"));
 }
 
+/// The threshold sweeps re-judge the same A/A windows: a more lenient setting never alarms
+/// more, the configured setting's rate is the reported one, and the recommendation is the
+/// most sensitive setting whose rate meets the target.
+#[test]
+fn recommendations_are_the_most_sensitive_settings_that_meet_the_target() {
+    let (code, out, err) = calibrate(
+        "healthy",
+        &["--every", "1m", "--target", "5%", "--output", "json"],
+    );
+    assert!(code == 0 || code == 1, "{err}\n{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["moments"], 51);
+    let mut strict_alarms = false;
+    for m in v["metrics"].as_array().unwrap() {
+        for (curve, now, recommended) in [
+            ("effect_curve", "effect", "recommended_effect"),
+            ("confidence_curve", "confidence", "recommended_confidence"),
+        ] {
+            let pts: Vec<(f64, f64)> = m[curve]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| (p["value"].as_f64().unwrap(), p["rate"].as_f64().unwrap()))
+                .collect();
+            for w in pts.windows(2) {
+                assert!(w[1].1 <= w[0].1, "{} {curve}: {pts:?}", m["name"]);
+            }
+            let current = pts
+                .iter()
+                .find(|p| (p.0 - m[now].as_f64().unwrap()).abs() < 1e-9)
+                .unwrap_or_else(|| panic!("{curve} lacks the configured {now}: {pts:?}"));
+            assert_eq!(current.1, m["false_alarm_rate"].as_f64().unwrap(), "{m}");
+            let first_ok = pts.iter().find(|p| p.1 <= 0.05).map(|p| p.0);
+            assert_eq!(m[recommended].as_f64(), first_ok, "{} {curve}", m["name"]);
+            strict_alarms |= pts[0].1 > 0.05;
+        }
+    }
+    assert!(
+        strict_alarms,
+        "at the strictest settings some metric alarms on A/A data, so the sweep decides something: {v}"
+    );
+}
+
 #[test]
 fn the_table_names_rates_recommendations_and_detection() {
     let (code, out, err) = calibrate("healthy", &["--mode", "args"]);

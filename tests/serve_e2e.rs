@@ -196,7 +196,14 @@ fn verdicts_carry_their_reasons() {
         html.contains("class=\"badge\"")
             && html.contains(">fail</span>")
             && html.contains("availability")
-            && html.matches("<svg").count() >= 4,
+            && html.matches("<svg").count() >= 4
+            // canary vs baseline with the decision point, distributions with the HL interval,
+            // burn rate against each rule's threshold
+            && html.contains("canary vs baseline")
+            && html.contains("decided: pass")
+            && html.contains("distributions (ECDF) and the shift interval")
+            && html.contains("burn rate over 1h/5m")
+            && html.contains("threshold 14.4x"),
         "{html}"
     );
 }
