@@ -246,6 +246,7 @@ fn data_at(
                 canary: Some(c),
                 baseline: Some(baseline[0].iter().map(|p| p.1).collect()),
                 intervals: None,
+                ..MetricData::default()
             }
         }
         MetricSource::Counts { .. } => {
@@ -271,7 +272,12 @@ fn data_at(
                 canary: None,
                 baseline: None,
                 intervals: Some(iv),
+                ..MetricData::default()
             }
+        }
+        // Not yet replayed by calibrate: nodata, stated in the README.
+        MetricSource::Counters { .. } | MetricSource::Histogram { .. } | MetricSource::Share { .. } => {
+            MetricData::default()
         }
     }
 }

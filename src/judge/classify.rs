@@ -5,6 +5,8 @@
 //! size (kayenta#633), a tail/spread check (kayenta#780) and reasons in words (#521).
 
 use super::config::{CountTest, EffectMeasure, MetricConfig};
+use super::histogram::{HistogramData, HistogramResult};
+use super::share::{ShareData, ShareResult};
 use crate::stats::counts::{exact_p_value, Counts};
 use crate::stats::effect::{cles, mean_ratio, quantile_ratio};
 use crate::stats::ks::ks_test;
@@ -52,6 +54,10 @@ pub struct MetricData {
     pub baseline: Option<Vec<f64>>,
     /// Bad/total counts per interval, in time order (one interval for plain totals).
     pub intervals: Option<Vec<Interval>>,
+    /// Per-step request counts per latency bucket (histogram metrics).
+    pub histogram: Option<HistogramData>,
+    /// Per-step requests of each variant and the share the canary should get.
+    pub share: Option<ShareData>,
 }
 
 /// Effect sizes of the sample comparison.
@@ -146,6 +152,12 @@ pub struct MetricJudgement {
     pub counts: Option<CountResult>,
     /// Cleaned sample summaries.
     pub samples: Option<Samples>,
+    /// Request-level latency from histogram buckets (histogram metrics).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub histogram: Option<HistogramResult>,
+    /// The canary's share of requests against the share it should have.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share: Option<ShareResult>,
 }
 
 /// Four significant digits, for reasons a person reads.
@@ -169,7 +181,7 @@ pub(crate) fn num(v: f64) -> String {
     }
 }
 
-fn pct(ratio: f64) -> String {
+pub(crate) fn pct(ratio: f64) -> String {
     let p = (ratio - 1.0) * 100.0;
     format!("{}{}%", if p >= 0.0 { "+" } else { "" }, num(p))
 }
@@ -188,13 +200,13 @@ fn summary(c: &Cleaned) -> SampleSummary {
     }
 }
 
-struct Part {
-    classification: Classification,
-    critical_effect: bool,
-    reasons: Vec<String>,
+pub(crate) struct Part {
+    pub(crate) classification: Classification,
+    pub(crate) critical_effect: bool,
+    pub(crate) reasons: Vec<String>,
 }
 
-fn effect_passes(cfg: &MetricConfig, effect: f64, increase: bool, critical: bool) -> bool {
+pub(crate) fn effect_passes(cfg: &MetricConfig, effect: f64, increase: bool, critical: bool) -> bool {
     if effect.is_nan() {
         return true; // Kayenta: an undefined effect size does not veto the test.
     }
@@ -441,6 +453,19 @@ fn tail_check(cfg: &MetricConfig, x: &[f64], y: &[f64]) -> TailCheck {
 }
 
 fn judge_counts(cfg: &MetricConfig, intervals: &[Interval], out: &mut MetricJudgement) -> Part {
+    let (part, result) = count_part(cfg, intervals, "canary fails more often", cfg.effect_gate());
+    out.counts = Some(result);
+    part
+}
+
+/// The count tests on `intervals`: `what` names the bad events in reasons, `gate` is the
+/// rate ratio a significant increase must reach.
+pub(crate) fn count_part(
+    cfg: &MetricConfig,
+    intervals: &[Interval],
+    what: &str,
+    gate: f64,
+) -> (Part, CountResult) {
     let (canary, baseline) = totals(intervals);
     let exact = exact_p_value(canary, baseline);
     let seq = sequential_test(intervals, &Mixture::default()).p_value();
@@ -452,9 +477,9 @@ fn judge_counts(cfg: &MetricConfig, intervals: &[Interval], out: &mut MetricJudg
     } else {
         f64::NAN
     };
-    let p = match cfg.count_test {
-        CountTest::Sequential => seq,
-        CountTest::Exact => exact,
+    let (p, level) = match cfg.count_test {
+        CountTest::Sequential => (seq, cfg.budget()),
+        CountTest::Exact => (exact, 1.0 - cfg.confidence),
     };
     let rates = format!(
         "canary {}/{} = {}, baseline {}/{} = {}",
@@ -473,15 +498,11 @@ fn judge_counts(cfg: &MetricConfig, intervals: &[Interval], out: &mut MetricJudg
     let mut critical_effect = false;
     let classification = if canary.total < cfg.min_events || baseline.total < cfg.min_events {
         reasons.push(format!(
-            "not enough events: {rates}; each side needs min_events = {} — nodata, never a pass",
+            "not enough requests: {rates}; each side needs min_requests = {} — nodata, never a pass",
             num(cfg.min_events)
         ));
         Classification::Nodata
-    } else if p < 1.0 - cfg.confidence {
-        let gate = match cfg.effect.measure {
-            EffectMeasure::MeanRatio => cfg.effect.allowed_increase(),
-            EffectMeasure::Cles => 1.0,
-        };
+    } else if p < level {
         if rate_ratio.is_nan() || rate_ratio >= gate {
             if cfg.effect.measure == EffectMeasure::MeanRatio {
                 critical_effect =
@@ -490,16 +511,16 @@ fn judge_counts(cfg: &MetricConfig, intervals: &[Interval], out: &mut MetricJudg
                 critical_effect = true;
             }
             reasons.push(format!(
-                "canary fails more often: {rates}; rate ratio {} ({test} = {}, below {})",
+                "{what}: {rates}; rate ratio {} ({test} = {}, below {})",
                 num(rate_ratio),
                 num(p),
-                num(1.0 - cfg.confidence)
+                num(level)
             ));
             Classification::High
         } else {
             reasons.push(format!(
-                "canary fails significantly more often but by less than allowed: {rates}; rate \
-                 ratio {} < allowed {}",
+                "{what}, significantly but by less than allowed: {rates}; rate ratio {} < \
+                 allowed {}",
                 num(rate_ratio),
                 num(gate)
             ));
@@ -507,12 +528,13 @@ fn judge_counts(cfg: &MetricConfig, intervals: &[Interval], out: &mut MetricJudg
         }
     } else {
         reasons.push(format!(
-            "error rate not significantly worse: {rates} ({test} = {})",
-            num(p)
+            "not significantly worse: {rates} ({test} = {}, needs below {})",
+            num(p),
+            num(level)
         ));
         Classification::Pass
     };
-    out.counts = Some(CountResult {
+    let result = CountResult {
         p_value: exact,
         sequential_p_value: seq,
         decided_by: cfg.count_test,
@@ -520,12 +542,15 @@ fn judge_counts(cfg: &MetricConfig, intervals: &[Interval], out: &mut MetricJudg
         baseline,
         rate_ratio: (!rate_ratio.is_nan()).then_some(rate_ratio),
         classification,
-    });
-    Part {
-        classification,
-        critical_effect,
-        reasons,
-    }
+    };
+    (
+        Part {
+            classification,
+            critical_effect,
+            reasons,
+        },
+        result,
+    )
 }
 
 /// Judges one metric. The configuration must have passed [`MetricConfig::validate`].
@@ -539,8 +564,16 @@ pub fn classify(cfg: &MetricConfig, data: &MetricData) -> MetricJudgement {
         tail: None,
         counts: None,
         samples: None,
+        histogram: None,
+        share: None,
     };
     let mut parts = Vec::new();
+    if let Some(h) = &data.histogram {
+        parts.push(super::histogram::judge_histogram(cfg, h, &mut out));
+    }
+    if let Some(sh) = &data.share {
+        parts.push(super::share::judge_share(cfg, sh, &mut out));
+    }
     if data.canary.is_some() || data.baseline.is_some() {
         let empty = Vec::new();
         let c = data.canary.as_ref().unwrap_or(&empty);
@@ -552,7 +585,7 @@ pub fn classify(cfg: &MetricConfig, data: &MetricData) -> MetricJudgement {
     }
     if parts.is_empty() {
         out.reasons
-            .push("no data: neither samples nor counts were given".into());
+            .push("no data: no samples, counts or histogram were given".into());
     }
     // Worst first: a regression anywhere wins, then missing data, then pass.
     let regression = parts

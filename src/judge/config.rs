@@ -150,10 +150,17 @@ pub struct MetricConfig {
     pub min_samples: usize,
     /// The tail/spread check.
     pub tail: TailConfig,
-    /// Count metrics: fewer events than this on either side → `nodata` (default 100).
+    /// Metrics built from requests (counts, counters, histograms, traffic share): fewer
+    /// requests than this on either side since the analysis started → `nodata`, never a
+    /// pass (default 100). `min_requests` is the same setting.
+    #[serde(alias = "min_requests")]
     pub min_events: f64,
     /// Count metrics: which test decides (default `sequential`).
     pub count_test: CountTest,
+    /// False-alarm budget of this metric's anytime-valid tests over every look of one
+    /// analysis (default `1 − confidence`; a Judge spec's `budget` sets it per metric).
+    /// Histogram metrics split it between the shift test and the slow-request test.
+    pub alpha: Option<f64>,
 }
 
 impl Default for MetricConfig {
@@ -171,6 +178,7 @@ impl Default for MetricConfig {
             tail: TailConfig::default(),
             min_events: 100.0,
             count_test: CountTest::Sequential,
+            alpha: None,
         }
     }
 }
@@ -197,6 +205,19 @@ fn check(ok: bool, field: &str, message: &str) -> Result<(), ConfigError> {
 }
 
 impl MetricConfig {
+    /// The rate ratio a significant increase of bad events must reach to count.
+    pub fn effect_gate(&self) -> f64 {
+        match self.effect.measure {
+            EffectMeasure::MeanRatio => self.effect.allowed_increase(),
+            EffectMeasure::Cles => 1.0,
+        }
+    }
+
+    /// The false-alarm budget of the sequential tests: `alpha`, else `1 − confidence`.
+    pub fn budget(&self) -> f64 {
+        self.alpha.unwrap_or(1.0 - self.confidence)
+    }
+
     /// Checks ranges serde cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let c = self.confidence;
@@ -216,6 +237,9 @@ impl MetricConfig {
             "min_events",
             "must be a finite number ≥ 0",
         )?;
+        if let Some(a) = self.alpha {
+            check(a > 0.0 && a < 1.0, "alpha", "must be strictly between 0 and 1")?;
+        }
         if let Outliers::Remove { factor } = self.outliers {
             check(
                 factor.is_finite() && factor >= 0.0,

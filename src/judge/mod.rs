@@ -4,7 +4,9 @@
 
 pub mod classify;
 pub mod config;
+pub mod histogram;
 pub mod score;
+pub mod share;
 
 pub use classify::{classify, Classification, MetricData, MetricJudgement};
 pub use config::{Direction, MetricConfig};

@@ -12,14 +12,16 @@ use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use serde::Serialize;
 
-use crate::judge::classify::{classify, MetricData, MetricJudgement};
+mod steps;
+
+use crate::judge::classify::MetricJudgement;
 use crate::judge::score::{score, Scored, Verdict};
 use crate::slo::{self, SloOutcome, SloResult, WindowCounts};
 use crate::source::{self, PromQuery, QueryValue, Range, Sources};
 use crate::stats::counts::Counts;
 use crate::stats::sequential::Interval;
 use crate::template::args::ArgError;
-use crate::template::judge_spec::{JudgeSpec, MetricSource};
+use crate::template::judge_spec::JudgeSpec;
 
 /// Why a judgement could not be made (as opposed to a verdict of `inconclusive`).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -30,6 +32,44 @@ pub enum JudgeError {
     /// A query failed: the judgement is an error, never a pass.
     #[error("query failed: {0}")]
     Source(#[from] source::Error),
+    /// The request's `since` cannot start an analysis.
+    #[error("since: {0}")]
+    Since(String),
+    /// The data does not fit the metric (e.g. canary and baseline histograms with different
+    /// buckets): a configuration problem, never a pass.
+    #[error("metric {metric}: {message}")]
+    Data {
+        /// The metric.
+        metric: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Where the analysis's sequence of steps starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnchorSource {
+    /// The caller's `since`.
+    Since,
+    /// The canary's first step with traffic, found in the data.
+    FirstTraffic,
+    /// The canary had traffic at the very start of the look-back: the analysis may be
+    /// older than the look-back, and is judged from the look-back's start.
+    LookbackLimit,
+    /// No canary traffic in the whole look-back.
+    NoTraffic,
+}
+
+/// The start of the step sequence the anytime-valid metrics judge.
+#[derive(Debug, Clone, Serialize)]
+pub struct Anchor {
+    /// The start (RFC 3339): steps ending after it are judged.
+    pub start: String,
+    /// Where it came from.
+    pub source: AnchorSource,
+    /// Steps judged since the start.
+    pub steps: usize,
 }
 
 /// One metric's result, with the data it was judged on.
@@ -105,6 +145,9 @@ pub struct Judgement {
     pub window_start: String,
     /// End of the judged window (RFC 3339).
     pub window_end: String,
+    /// Start of the anytime-valid metrics' sequence (absent when the spec has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anchor: Option<Anchor>,
     /// Args as resolved.
     pub args: BTreeMap<String, String>,
 }
@@ -114,13 +157,49 @@ pub struct Judgement {
 pub struct JudgeOptions {
     /// Per-query timeout.
     pub query_timeout: Duration,
+    /// Start of the analysis, when the caller knows it (Argo's analysis start, the moment
+    /// `canary promote` set the step's weight); else it is found in the data.
+    pub since: Option<DateTime<Utc>>,
 }
 
 impl Default for JudgeOptions {
     fn default() -> Self {
         JudgeOptions {
             query_timeout: Duration::from_secs(8),
+            since: None,
         }
+    }
+}
+
+fn floor_to(t: i64, step: i64) -> i64 {
+    t - t.rem_euclid(step)
+}
+
+/// The start the sequential metrics are queried from: `since` floored to the step, or the
+/// start of the look-back.
+fn sequence_start(
+    spec: &JudgeSpec,
+    now: DateTime<Utc>,
+    end: DateTime<Utc>,
+    since: Option<DateTime<Utc>>,
+) -> Result<DateTime<Utc>, JudgeError> {
+    let step = spec.step.as_secs().max(1) as i64;
+    let lookback = chrono::Duration::from_std(spec.lookback).unwrap_or_default();
+    match since {
+        Some(s) if s > now => Err(JudgeError::Since(format!(
+            "{} is in the future (now is {})",
+            s.to_rfc3339(),
+            now.to_rfc3339()
+        ))),
+        Some(s) if s < end - lookback => Err(JudgeError::Since(format!(
+            "{} is older than the look-back of judge {} ({}); an analysis can be judged \
+             from at most that far back",
+            s.to_rfc3339(),
+            spec.name,
+            humantime::format_duration(spec.lookback)
+        ))),
+        Some(s) => Ok(DateTime::from_timestamp(floor_to(s.timestamp(), step), 0).unwrap_or(s)),
+        None => Ok(end - lookback),
     }
 }
 
@@ -162,10 +241,30 @@ pub async fn run(
         p
     };
 
+    let seq_start = sequence_start(spec, now, end, options.since)?;
+    let step_s = spec.step.as_secs().max(1) as i64;
+    // Counters need the sample one step before the first judged step.
+    let seq_range = |q: &str| {
+        let mut p = range(q);
+        p.range = Some(Range {
+            start: seq_start - chrono::Duration::seconds(step_s),
+            end,
+            step: spec.step,
+        });
+        p
+    };
+
     // Every query of the judgement, fetched concurrently.
     let mut queries: Vec<PromQuery> = Vec::new();
-    for (canary, baseline) in &rendered.metrics {
-        queries.extend(canary.iter().chain(baseline).map(|q| range(q)));
+    for (m, (canary, baseline)) in spec.metrics.iter().zip(&rendered.metrics) {
+        let build = |q: &String| {
+            if m.source.is_sequential() {
+                seq_range(q)
+            } else {
+                range(q)
+            }
+        };
+        queries.extend(canary.iter().chain(baseline).map(build));
     }
     let first_slo_query = queries.len();
     for rules in &rendered.slos {
@@ -180,53 +279,48 @@ pub async fn run(
     }
 
     let mut next = values_of.iter();
-    let mut metrics = Vec::new();
-    for m in &spec.metrics {
-        let outcome = match &m.source {
-            MetricSource::Series(_) => {
-                let c = points(next.next());
-                let b = points(next.next());
-                let data = MetricData {
-                    canary: Some(c.iter().map(|p| p.1).collect()),
-                    baseline: Some(b.iter().map(|p| p.1).collect()),
-                    intervals: None,
-                };
-                MetricOutcome {
-                    name: m.name.clone(),
-                    group: m.group.clone(),
-                    judgement: classify(&m.config, &data),
-                    canary_points: c,
-                    baseline_points: b,
-                    counts_points: None,
-                }
-            }
-            MetricSource::Counts { .. } => {
-                let (cb, ct, bb, bt) = (next.next(), next.next(), next.next(), next.next());
-                let (cb, ct, bb, bt) = (points(cb), points(ct), points(bb), points(bt));
-                let intervals = intervals(&cb, &ct, &bb, &bt);
-                let data = MetricData {
-                    canary: None,
-                    baseline: None,
-                    intervals: Some(intervals),
-                };
-                MetricOutcome {
-                    name: m.name.clone(),
-                    group: m.group.clone(),
-                    judgement: classify(&m.config, &data),
-                    canary_points: Vec::new(),
-                    baseline_points: Vec::new(),
-                    counts_points: Some(Box::new(CountsPoints {
-                        canary_bad: cb,
-                        canary_total: ct,
-                        baseline_bad: bb,
-                        baseline_total: bt,
-                    })),
-                }
-            }
-        };
-        metrics.push(outcome);
+    let mut fetched = Vec::new();
+    for (i, m) in spec.metrics.iter().enumerate() {
+        let n = rendered.metrics[i].0.len();
+        let c: Vec<&QueryValue> = (0..n).filter_map(|_| next.next()).collect();
+        let b: Vec<&QueryValue> = (0..n).filter_map(|_| next.next()).collect();
+        fetched.push(steps::fetch(
+            m,
+            &c,
+            &b,
+            &rendered.expected_share[i],
+            step_s as f64,
+        )?);
     }
     debug_assert_eq!(values_of.len() - next.len(), first_slo_query);
+
+    // The sequence starts at `since`, or just before the canary's first step with traffic.
+    let anchor = spec.metrics.iter().any(|m| m.source.is_sequential()).then(|| {
+        let first_step = seq_start.timestamp() + step_s;
+        let (start, source) = if options.since.is_some() {
+            (seq_start.timestamp(), AnchorSource::Since)
+        } else {
+            match fetched.iter().filter_map(|f| f.first_canary_traffic()).min() {
+                Some(t) if t <= first_step => (t - step_s, AnchorSource::LookbackLimit),
+                Some(t) => (t - step_s, AnchorSource::FirstTraffic),
+                None => (end.timestamp(), AnchorSource::NoTraffic),
+            }
+        };
+        (start, source)
+    });
+    let anchor_start = anchor.map(|a| a.0);
+
+    let mut metrics = Vec::new();
+    for (m, f) in spec.metrics.iter().zip(fetched) {
+        metrics.push(f.judge(m, anchor_start.unwrap_or(i64::MIN)));
+    }
+    let anchor = anchor.map(|(start, source)| Anchor {
+        start: DateTime::from_timestamp(start, 0)
+            .unwrap_or(end)
+            .to_rfc3339(),
+        source,
+        steps: ((end.timestamp() - start) / step_s).max(0) as usize,
+    });
 
     let mut slos = Vec::new();
     for s in &spec.slos {
@@ -268,6 +362,9 @@ pub async fn run(
         let s = score(&spec.scoring, &scored);
         (s.verdict, s.score, s.reasons)
     };
+    if let Some(a) = &anchor {
+        reasons.push(anchor_reason(spec, a));
+    }
     for s in &slos {
         reasons.extend(s.reasons.iter().cloned());
         verdict = match (verdict, s.outcome) {
@@ -285,8 +382,34 @@ pub async fn run(
         slos,
         window_start: start.to_rfc3339(),
         window_end: end.to_rfc3339(),
+        anchor,
         args: values,
     })
+}
+
+fn anchor_reason(spec: &JudgeSpec, a: &Anchor) -> String {
+    let steps = format!(
+        "{} steps of {}",
+        a.steps,
+        humantime::format_duration(spec.step)
+    );
+    match a.source {
+        AnchorSource::Since => format!("analysis judged from since = {}: {steps}", a.start),
+        AnchorSource::FirstTraffic => format!(
+            "analysis judged from the canary's first traffic at {}: {steps}",
+            a.start
+        ),
+        AnchorSource::LookbackLimit => format!(
+            "the canary had traffic throughout the look-back ({}): judged from {} ({steps}); \
+             pass `since` to judge a longer analysis as one sequence",
+            humantime::format_duration(spec.lookback),
+            a.start
+        ),
+        AnchorSource::NoTraffic => format!(
+            "no canary traffic in the look-back ({}): nothing to judge yet",
+            humantime::format_duration(spec.lookback)
+        ),
+    }
 }
 
 /// All `(time, value)` points of a result, series after series.

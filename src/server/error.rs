@@ -65,6 +65,18 @@ impl From<JudgeError> for AppError {
                     field,
                 }
             }
+            JudgeError::Since(message) => AppError {
+                status: StatusCode::BAD_REQUEST,
+                code: "bad_since",
+                message: format!("since: {message}"),
+                field: Some("since".into()),
+            },
+            JudgeError::Data { metric, message } => AppError {
+                status: StatusCode::BAD_REQUEST,
+                code: "bad_data",
+                message: format!("metric {metric}: {message}"),
+                field: Some(format!("metrics.{metric}")),
+            },
             JudgeError::Source(s) => {
                 let (status, code) = match &s {
                     source::Error::Timeout { .. } => {

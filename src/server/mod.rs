@@ -382,7 +382,10 @@ async fn judge(
     };
     if let Some(extra) = body
         .as_object()
-        .and_then(|o| o.keys().find(|k| *k != "judge" && *k != "args"))
+        .and_then(|o| {
+            o.keys()
+                .find(|k| !["judge", "args", "since"].contains(&k.as_str()))
+        })
     {
         return Err(AppError::bad_request(
             "bad_request",
@@ -390,6 +393,31 @@ async fn judge(
             Some(extra),
         ));
     }
+
+    // The analysis's start (Argo: `{{analysis.startedAt}}`-style args, or promote's step
+    // start); without it, the start is found in the data.
+    let since = match body.get("since") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.trim().is_empty() => None,
+        Some(Value::String(s)) => Some(
+            chrono::DateTime::parse_from_rfc3339(s.trim())
+                .map_err(|e| {
+                    AppError::bad_request(
+                        "bad_since",
+                        format!("since: {s:?} is not an RFC 3339 time ({e}), e.g. 2026-12-02T17:00:00Z"),
+                        Some("since"),
+                    )
+                })?
+                .with_timezone(&chrono::Utc),
+        ),
+        Some(_) => {
+            return Err(AppError::bad_request(
+                "bad_since",
+                "since: must be an RFC 3339 time string",
+                Some("since"),
+            ))
+        }
+    };
 
     let Ok(_permit) = inner.permits.clone().try_acquire_owned() else {
         inner.metrics.overloaded.inc();
@@ -406,6 +434,7 @@ async fn judge(
     let deadline = inner.settings.deadline;
     let options = JudgeOptions {
         query_timeout: deadline,
+        since,
     };
     let run = judging::run(&spec, &args, &inner.sources, chrono::Utc::now(), options);
     let judgement = match tokio::time::timeout(deadline, run).await {

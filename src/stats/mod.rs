@@ -7,6 +7,7 @@
 
 pub mod counts;
 pub mod effect;
+pub mod histogram;
 pub mod ks;
 pub mod mann_whitney;
 pub mod normal;

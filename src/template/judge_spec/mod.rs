@@ -61,6 +61,11 @@ pub struct JudgeSpec {
     pub window: Duration,
     /// Range-query resolution.
     pub step: Duration,
+    /// How far back the start of an analysis (the canary's first step with traffic) is
+    /// looked for when the caller gives no `since`.
+    pub lookback: Duration,
+    /// The verdict's false-alarm budget over all looks of one analysis, when set.
+    pub budget: Option<Budget>,
     /// Compared metrics.
     pub metrics: Vec<JudgeMetric>,
     /// SLO burn-rate gates.
@@ -81,6 +86,49 @@ pub enum MetricSource {
         /// All-event query.
         total: String,
     },
+    /// Like `Counts`, but the queries return the raw counters (e.g. `istio_requests_total`)
+    /// and the engine takes each step's increase itself, series by series, with counter
+    /// resets handled as Prometheus' `increase` does and no extrapolation: exact requests
+    /// per non-overlapping step.
+    Counters {
+        /// Counter of bad events.
+        bad: String,
+        /// Counter of all events.
+        total: String,
+    },
+    /// A classic Prometheus histogram (`..._bucket` counters with `le`), judged request by
+    /// request with the stratified rank test and the slow-request count test.
+    Histogram {
+        /// Selector (or expression) returning the bucket counters of one variant.
+        buckets: String,
+        /// Requests slower than this bucket bound are tested as a tail (same unit as `le`).
+        slower_than: Option<f64>,
+    },
+    /// The canary's share of requests against the share it should have.
+    Share {
+        /// Counter of requests of one variant.
+        requests: String,
+        /// Expected canary share in percent, e.g. `{{args.canary_weight}}`.
+        expected: String,
+    },
+}
+
+impl MetricSource {
+    /// Whether the metric is judged by an anytime-valid test over the steps since the start
+    /// of the analysis (rather than over a sliding window).
+    pub fn is_sequential(&self) -> bool {
+        !matches!(self, MetricSource::Series(_))
+    }
+
+    /// Whether the queries return raw counters the engine differentiates per step.
+    pub fn is_counter(&self) -> bool {
+        matches!(
+            self,
+            MetricSource::Counters { .. }
+                | MetricSource::Histogram { .. }
+                | MetricSource::Share { .. }
+        )
+    }
 }
 
 /// One compared metric.
@@ -94,6 +142,20 @@ pub struct JudgeMetric {
     pub source: MetricSource,
     /// How it is judged.
     pub config: MetricConfig,
+}
+
+/// One false-alarm budget for the verdict: `alpha` split across the metrics' anytime-valid
+/// tests by weight, so that a healthy canary fails any look of an analysis with probability
+/// at most `alpha`.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    /// Probability that a healthy canary is failed at all, over every look (e.g. 0.01).
+    pub alpha: f64,
+    /// Share of `alpha` per metric name (relative weights); metrics not named share equally
+    /// what the weights leave, or everything when no weights are given.
+    #[serde(default)]
+    pub split: BTreeMap<String, f64>,
 }
 
 /// Which traffic an SLO watches.
@@ -167,6 +229,10 @@ struct RawSpec {
     window: String,
     #[serde(default = "default_step")]
     step: String,
+    #[serde(default = "default_lookback")]
+    lookback: String,
+    #[serde(default)]
+    budget: Option<Budget>,
     #[serde(default)]
     metrics: Vec<RawMetric>,
     #[serde(default)]
@@ -180,6 +246,9 @@ fn default_window() -> String {
 }
 fn default_step() -> String {
     "30s".into()
+}
+fn default_lookback() -> String {
+    "1h".into()
 }
 
 #[derive(Deserialize)]
@@ -204,7 +273,28 @@ struct RawMetric {
     #[serde(default)]
     counts: Option<RawCounts>,
     #[serde(default)]
+    counters: Option<RawCounts>,
+    #[serde(default)]
+    histogram: Option<RawHistogram>,
+    #[serde(default)]
+    share: Option<RawShare>,
+    #[serde(default)]
     config: MetricConfig,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHistogram {
+    buckets: String,
+    #[serde(default)]
+    slower_than: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawShare {
+    requests: String,
+    expected: String,
 }
 
 #[derive(Deserialize)]
@@ -271,7 +361,15 @@ pub fn default_windows() -> Vec<BurnWindow> {
 }
 
 /// Keys of a metric entry that are not `canary judge` configuration.
-const METRIC_KEYS: [&str; 4] = ["name", "group", "query", "counts"];
+const METRIC_KEYS: [&str; 7] = [
+    "name",
+    "group",
+    "query",
+    "counts",
+    "counters",
+    "histogram",
+    "share",
+];
 
 /// Parse every `kind: Judge` document of a YAML text.
 pub fn parse_str(file: &str, text: &str) -> Result<Vec<JudgeSpec>, Vec<TemplateError>> {
@@ -436,6 +534,26 @@ fn parse_document(file: &str, doc: &Document) -> Result<JudgeSpec, Vec<TemplateE
         };
     let window = duration(&mut errors, "/window", &raw.window);
     let step = duration(&mut errors, "/step", &raw.step);
+    let lookback = duration(&mut errors, "/lookback", &raw.lookback);
+    if let Some(b) = &raw.budget {
+        if !(b.alpha > 0.0 && b.alpha < 1.0) {
+            errors.push(err("/budget/alpha", "must be strictly between 0 and 1".into()));
+        }
+        for (name, w) in &b.split {
+            if !(w.is_finite() && *w >= 0.0) {
+                errors.push(err(
+                    &format!("/budget/split/{name}"),
+                    "must be a finite weight ≥ 0".into(),
+                ));
+            }
+            if !raw.metrics.iter().any(|m| &m.name == name) {
+                errors.push(err(
+                    &format!("/budget/split/{name}"),
+                    format!("no metric is named {name:?}"),
+                ));
+            }
+        }
+    }
     let args: Vec<(String, Option<String>)> = raw
         .args
         .into_iter()
@@ -487,14 +605,38 @@ fn parse_document(file: &str, doc: &Document) -> Result<JudgeSpec, Vec<TemplateE
                 e.message,
             ));
         }
-        let source = match (m.query, m.counts) {
-            (Some(q), None) => MetricSource::Series(q),
-            (None, Some(c)) => MetricSource::Counts {
+        let source = match (m.query, m.counts, m.counters, m.histogram, m.share) {
+            (Some(q), None, None, None, None) => MetricSource::Series(q),
+            (None, Some(c), None, None, None) => MetricSource::Counts {
                 bad: c.bad,
                 total: c.total,
             },
+            (None, None, Some(c), None, None) => MetricSource::Counters {
+                bad: c.bad,
+                total: c.total,
+            },
+            (None, None, None, Some(h), None) => {
+                if h.slower_than.is_some_and(|t| !t.is_finite()) {
+                    errors.push(err(
+                        &format!("{base}/histogram/slower_than"),
+                        "must be a finite bucket bound".into(),
+                    ));
+                }
+                MetricSource::Histogram {
+                    buckets: h.buckets,
+                    slower_than: h.slower_than,
+                }
+            }
+            (None, None, None, None, Some(sh)) => MetricSource::Share {
+                requests: sh.requests,
+                expected: sh.expected,
+            },
             _ => {
-                errors.push(err(&base, "set exactly one of `query` or `counts`".into()));
+                errors.push(err(
+                    &base,
+                    "set exactly one of `query`, `counts`, `counters`, `histogram` or `share`"
+                        .into(),
+                ));
                 continue;
             }
         };
@@ -571,6 +713,7 @@ fn parse_document(file: &str, doc: &Document) -> Result<JudgeSpec, Vec<TemplateE
     if !errors.is_empty() {
         return Err(errors);
     }
+    let raw_budget_ref = raw.budget.as_ref().cloned();
     let spec = JudgeSpec {
         name: raw.name,
         description: raw.description,
@@ -579,7 +722,9 @@ fn parse_document(file: &str, doc: &Document) -> Result<JudgeSpec, Vec<TemplateE
         variants,
         window: window.unwrap_or_default(),
         step: step.unwrap_or_default(),
-        metrics,
+        lookback: lookback.unwrap_or_default(),
+        budget: raw.budget,
+        metrics: split_budget(metrics, raw_budget_ref),
         slos,
         scoring: raw.scoring,
     };
@@ -607,7 +752,47 @@ fn raw_kind_check(spec: &JudgeSpec) -> Option<String> {
     if spec.step > spec.window {
         return Some("step must not be longer than window".into());
     }
+    if spec.step > spec.lookback {
+        return Some("step must not be longer than lookback".into());
+    }
     None
+}
+
+/// Each sequential metric without its own `alpha` gets its share of the budget.
+fn split_budget(mut metrics: Vec<JudgeMetric>, budget: Option<Budget>) -> Vec<JudgeMetric> {
+    let Some(b) = budget else {
+        return metrics;
+    };
+    let sequential: Vec<usize> = (0..metrics.len())
+        .filter(|&i| metrics[i].source.is_sequential())
+        .collect();
+    let named: f64 = sequential
+        .iter()
+        .filter_map(|&i| b.split.get(&metrics[i].name))
+        .sum();
+    let unnamed = sequential
+        .iter()
+        .filter(|&&i| !b.split.contains_key(&metrics[i].name))
+        .count();
+    // Weights are relative: named metrics keep their proportions; unnamed ones each weigh
+    // the mean of the named (or 1 when none is named).
+    let each_unnamed = if named > 0.0 && sequential.len() > unnamed {
+        named / (sequential.len() - unnamed) as f64
+    } else {
+        1.0
+    };
+    let total = named + each_unnamed * unnamed as f64;
+    for &i in &sequential {
+        let w = b
+            .split
+            .get(&metrics[i].name)
+            .copied()
+            .unwrap_or(each_unnamed);
+        if metrics[i].config.alpha.is_none() && total > 0.0 {
+            metrics[i].config.alpha = Some(b.alpha * w / total);
+        }
+    }
+    metrics
 }
 
 /// An SLO rule's four queries: (error, total) over the long window, then over the short one.
@@ -624,6 +809,8 @@ pub struct Rendered {
     pub metrics: Vec<(Vec<String>, Vec<String>)>,
     /// Per SLO, per burn window: ((error, total) over long, (error, total) over short).
     pub slos: Vec<Vec<RuleQueries>>,
+    /// Per metric: the expected canary share in percent (share metrics), as rendered.
+    pub expected_share: Vec<Option<String>>,
     errors: Vec<(String, ArgError)>,
 }
 
@@ -707,7 +894,33 @@ impl JudgeSpec {
                         ("counts/total", total.as_str()),
                     ]
                 }
+                MetricSource::Counters { bad, total } => {
+                    vec![
+                        ("counters/bad", bad.as_str()),
+                        ("counters/total", total.as_str()),
+                    ]
+                }
+                MetricSource::Histogram { buckets, .. } => {
+                    vec![("histogram/buckets", buckets.as_str())]
+                }
+                MetricSource::Share { requests, .. } => vec![("share/requests", requests.as_str())],
             };
+            r.expected_share.push(match &m.source {
+                MetricSource::Share { expected, .. } => {
+                    match args::substitute_with(
+                        expected,
+                        &|tag: &str| tag.strip_prefix("args.").and_then(|n| values.get(n).cloned()),
+                        Syntax::Plain,
+                    ) {
+                        Ok(v) => Some(v),
+                        Err(e) => {
+                            r.errors.push((format!("/metrics/{i}/share/expected"), e));
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            });
             let mut pair: (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
             for (vi, (_, vals)) in variants.iter().enumerate() {
                 let vals = match vals {

@@ -1,0 +1,167 @@
+//! The canary's share of requests against the share it was given (STATISTICS.md §5).
+//!
+//! Raw request rates of a 10 % canary and a 90 % stable differ ninefold by design; what
+//! shows a crash-looping or unready canary is its *share* `ρ_k = n_k / N_k` falling below
+//! the weight. Each request is routed independently (Envoy's weighted clusters), so under a
+//! healthy canary `n_k ~ Binomial(N_k, w)`. The test is a mixture likelihood ratio over
+//! shares below `w` — an anytime-valid martingale like the count test's — and a share is
+//! `low` only when the test rejects and the observed share is below `allowed_decrease · w`.
+
+use serde::Serialize;
+
+use super::classify::{num, Classification, MetricJudgement, Part};
+use super::config::MetricConfig;
+
+/// Per-step requests of each variant and the expected canary share.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ShareData {
+    /// Canary requests per step, oldest first.
+    pub canary: Vec<f64>,
+    /// Baseline requests per step.
+    pub baseline: Vec<f64>,
+    /// The share the canary should get, in (0, 1].
+    pub expected: f64,
+}
+
+/// What the share test found.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ShareResult {
+    /// The share the canary should get.
+    pub expected: f64,
+    /// The share it got over the steps judged (null without requests).
+    pub observed: Option<f64>,
+    /// Observed / expected.
+    pub ratio: Option<f64>,
+    /// Canary requests.
+    pub canary_requests: f64,
+    /// Requests of both variants.
+    pub total_requests: f64,
+    /// The mixture's e-value after the last step.
+    pub e_value: f64,
+    /// Always-valid p-value for "the canary gets less than its share".
+    pub p_value: f64,
+    /// The budget it is compared with.
+    pub alpha: f64,
+}
+
+/// Alternative shares as fractions of the expected one: 5 % to 95 %, log-spaced.
+fn alternatives() -> Vec<f64> {
+    let (a, b, k) = (0.05f64.ln(), 0.95f64.ln(), 16);
+    (0..k)
+        .map(|j| (a + (b - a) * j as f64 / (k - 1) as f64).exp())
+        .collect()
+}
+
+fn log_sum_exp(v: &[f64]) -> f64 {
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if !max.is_finite() {
+        return max;
+    }
+    max + v.iter().map(|x| (x - max).exp()).sum::<f64>().ln()
+}
+
+/// `(log e-value after the last step, always-valid p-value)` of the share test.
+pub fn share_test(canary: &[f64], baseline: &[f64], expected: f64) -> (f64, f64) {
+    if !(expected > 0.0 && expected < 1.0) {
+        return (0.0, 1.0);
+    }
+    let rs = alternatives();
+    let log_w = -(rs.len() as f64).ln();
+    let mut log_l = vec![0.0f64; rs.len()];
+    let mut best = f64::NEG_INFINITY;
+    let mut last = 0.0;
+    for (&n, &m) in canary.iter().zip(baseline) {
+        let (n, m) = (n.max(0.0), m.max(0.0));
+        if n + m <= 0.0 {
+            continue;
+        }
+        for (l, r) in log_l.iter_mut().zip(&rs) {
+            let w = expected * r;
+            *l += n * r.ln() + m * ((1.0 - w) / (1.0 - expected)).ln();
+        }
+        last = log_w + log_sum_exp(&log_l);
+        best = best.max(last);
+    }
+    (last, (-best).exp().min(1.0))
+}
+
+/// Judges the canary's share of requests.
+pub(crate) fn judge_share(cfg: &MetricConfig, data: &ShareData, out: &mut MetricJudgement) -> Part {
+    let alpha = cfg.budget();
+    let canary: f64 = data.canary.iter().map(|v| v.max(0.0)).sum();
+    let baseline: f64 = data.baseline.iter().map(|v| v.max(0.0)).sum();
+    let total = canary + baseline;
+    let observed = (total > 0.0).then(|| canary / total);
+    let ratio = observed.map(|o| o / data.expected);
+    let (log_e, p) = share_test(&data.canary, &data.baseline, data.expected);
+    let allowed = cfg.effect.allowed_decrease.unwrap_or(0.5);
+    out.share = Some(ShareResult {
+        expected: data.expected,
+        observed,
+        ratio,
+        canary_requests: canary,
+        total_requests: total,
+        e_value: log_e.exp(),
+        p_value: p,
+        alpha,
+    });
+    let shares = format!(
+        "canary share {} of {} requests, expected {} (ratio {})",
+        observed.map_or("n/a".into(), |o| format!("{}%", num(o * 100.0))),
+        num(total),
+        format_args!("{}%", num(data.expected * 100.0)),
+        ratio.map_or("n/a".into(), num),
+    );
+    let (classification, reason) = if data.expected >= 1.0 {
+        (
+            Classification::Pass,
+            format!("the canary is meant to take all traffic: {shares}"),
+        )
+    } else if total < cfg.min_events {
+        (
+            Classification::Nodata,
+            format!(
+                "not enough requests: {shares}; needs min_requests = {} — nodata, never a pass",
+                num(cfg.min_events)
+            ),
+        )
+    } else if p < alpha && ratio.is_some_and(|r| r <= allowed) {
+        (
+            Classification::Low,
+            format!(
+                "canary gets far less than its share (crash loop, failing readiness?): {shares}, \
+                 allowed down to {}× (anytime-valid p = {}, budget α = {})",
+                num(allowed),
+                num(p),
+                num(alpha)
+            ),
+        )
+    } else {
+        (
+            Classification::Pass,
+            format!(
+                "canary gets its share: {shares} (anytime-valid p = {})",
+                num(p)
+            ),
+        )
+    };
+    Part {
+        classification,
+        critical_effect: classification == Classification::Low,
+        reasons: vec![reason],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fair_share_passes_and_a_starved_canary_does_not() {
+        let fair = share_test(&[10.0; 20], &[90.0; 20], 0.1);
+        assert!(fair.1 > 0.5, "{fair:?}");
+        let starved = share_test(&[2.0; 20], &[98.0; 20], 0.1);
+        assert!(starved.1 < 1e-6, "{starved:?}");
+        assert_eq!(share_test(&[5.0], &[0.0], 1.0), (0.0, 1.0));
+    }
+}
