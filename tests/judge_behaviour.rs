@@ -39,7 +39,7 @@ fn samples(canary: Vec<f64>, baseline: Vec<f64>) -> MetricData {
     MetricData {
         canary: Some(canary),
         baseline: Some(baseline),
-        intervals: None,
+        ..MetricData::default()
     }
 }
 

@@ -12,7 +12,7 @@ use crate::stats::effect::{cles, mean_ratio, quantile_ratio};
 use crate::stats::ks::ks_test;
 use crate::stats::preprocess::{clean, Cleaned};
 use crate::stats::sample::{mean, quantile_sorted};
-use crate::stats::sequential::{sequential_test, totals, Interval, Mixture};
+use crate::stats::sequential::{sequential_test, totals, Interval};
 use crate::stats::{mann_whitney, MannWhitney};
 use serde::Serialize;
 
@@ -468,7 +468,7 @@ pub(crate) fn count_part(
 ) -> (Part, CountResult) {
     let (canary, baseline) = totals(intervals);
     let exact = exact_p_value(canary, baseline);
-    let seq = sequential_test(intervals, &Mixture::default()).p_value();
+    let seq = sequential_test(intervals, &cfg.mixture()).p_value();
     let (cr, br) = (canary.rate(), baseline.rate());
     let rate_ratio = if br > 0.0 {
         cr / br

@@ -161,6 +161,10 @@ pub struct MetricConfig {
     /// analysis (default `1 − confidence`; a Judge spec's `budget` sets it per metric).
     /// Histogram metrics split it between the shift test and the slow-request test.
     pub alpha: Option<f64>,
+    /// Count tests: the range of bad-event rate ratios `[from, to]` the anytime-valid test
+    /// mixes over (default `[1.05, 20]`). Narrow it around the ratios that matter — e.g.
+    /// `[1.2, 4]` — for more power against them, at the cost of power outside.
+    pub sequential_ratios: Option<[f64; 2]>,
 }
 
 impl Default for MetricConfig {
@@ -179,6 +183,7 @@ impl Default for MetricConfig {
             min_events: 100.0,
             count_test: CountTest::Sequential,
             alpha: None,
+            sequential_ratios: None,
         }
     }
 }
@@ -213,6 +218,14 @@ impl MetricConfig {
         }
     }
 
+    /// The anytime-valid count test's mixture over rate ratios.
+    pub fn mixture(&self) -> crate::stats::sequential::Mixture {
+        match self.sequential_ratios {
+            Some([from, to]) => crate::stats::sequential::Mixture::geometric(from, to, 32),
+            None => crate::stats::sequential::Mixture::default(),
+        }
+    }
+
     /// The false-alarm budget of the sequential tests: `alpha`, else `1 − confidence`.
     pub fn budget(&self) -> f64 {
         self.alpha.unwrap_or(1.0 - self.confidence)
@@ -239,6 +252,13 @@ impl MetricConfig {
         )?;
         if let Some(a) = self.alpha {
             check(a > 0.0 && a < 1.0, "alpha", "must be strictly between 0 and 1")?;
+        }
+        if let Some([from, to]) = self.sequential_ratios {
+            check(
+                from.is_finite() && from > 1.0 && to.is_finite() && to >= from,
+                "sequential_ratios",
+                "must be [from, to] with 1 < from ≤ to",
+            )?;
         }
         if let Outliers::Remove { factor } = self.outliers {
             check(

@@ -37,6 +37,7 @@ pub mod judge_data;
 pub mod prom;
 pub mod promotion;
 pub mod serve;
+pub mod traffic;
 
 /// Runs the `canary` binary from the project root with no cluster configured (whatever the
 /// machine has): (exit code, stdout, stderr).
