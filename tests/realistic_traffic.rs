@@ -63,6 +63,13 @@ fn intervals(steps: &[Step]) -> Vec<Interval> {
 }
 
 fn verdict(spec: &JudgeSpec, data: impl Fn(&MetricSource) -> MetricData) -> Verdict {
+    classes(spec, data).0
+}
+
+fn classes(
+    spec: &JudgeSpec,
+    data: impl Fn(&MetricSource) -> MetricData,
+) -> (Verdict, Vec<Classification>) {
     let scored: Vec<Scored> = spec
         .metrics
         .iter()
@@ -77,13 +84,24 @@ fn verdict(spec: &JudgeSpec, data: impl Fn(&MetricSource) -> MetricData) -> Verd
             }
         })
         .collect();
-    score(&spec.scoring, &scored).verdict
+    (
+        score(&spec.scoring, &scored).verdict,
+        scored.iter().map(|s| s.classification).collect(),
+    )
 }
 
 /// The v2 spec on the steps so far (SLOs aside: they watch the whole service, not the
 /// comparison, and the simulated service stays within its objective).
 fn judge_v2(spec: &JudgeSpec, steps: &[Step], weight: f64) -> Verdict {
-    verdict(spec, |source| match source {
+    judge_v2_metrics(spec, steps, weight).0
+}
+
+fn judge_v2_metrics(
+    spec: &JudgeSpec,
+    steps: &[Step],
+    weight: f64,
+) -> (Verdict, Vec<Classification>) {
+    classes(spec, |source| match source {
         MetricSource::Counters { .. } | MetricSource::Counts { .. } => MetricData {
             intervals: Some(intervals(steps)),
             ..MetricData::default()
@@ -370,22 +388,35 @@ fn prometheus_path_agrees() {
                 let j = rt
                     .block_on(judging::run(&v2, &args, &sources, at, JudgeOptions::default()))
                     .unwrap();
-                let want = judge_v2(&v2, &steps[..k], s.weight);
-                // The SLO is the service's: it may only add an inconclusive/fail on top.
-                let got = j.verdict;
+                let (want, want_classes) = judge_v2_metrics(&v2, &steps[..k], s.weight);
+                // The SLO watches the whole service (the simulated one runs at 0.3 % errors,
+                // over a 99.9 % objective in spikes): it can only add a fail on top, so the
+                // metrics are compared always and the verdict when no SLO tripped.
+                let slo_pass = j
+                    .slos
+                    .iter()
+                    .all(|o| o.outcome == canary_engine::slo::SloOutcome::Pass);
+                // The start is found in the data: the canary's first step with requests.
                 let anchor = j.anchor.as_ref().unwrap();
-                assert_eq!(anchor.source, AnchorSource::FirstTraffic, "{service} c{i} poll {p}");
-                assert_eq!(anchor.steps, k, "{service} c{i} poll {p}: {anchor:?}");
+                match steps[..k].iter().position(|s| s.canary.requests > 0.0) {
+                    Some(first) => {
+                        assert_eq!(anchor.source, AnchorSource::FirstTraffic, "{service} c{i} poll {p}");
+                        assert_eq!(anchor.steps, k - first, "{service} c{i} poll {p}: {anchor:?}");
+                    }
+                    None => assert_eq!(anchor.source, AnchorSource::NoTraffic),
+                }
                 let metric_classes: Vec<Classification> =
                     j.metrics.iter().map(|m| m.judgement.classification).collect();
                 assert_eq!(
-                    got, want,
-                    "{service} ({}) c{i} poll {p}: Prometheus path {got:?} vs in-process \
-                     {want:?}; metrics {metric_classes:?}; reasons {:?}",
+                    metric_classes, want_classes,
+                    "{service} ({}) c{i} poll {p}: Prometheus path vs in-process; reasons {:?}",
                     s.name, j.reasons
                 );
+                if slo_pass {
+                    assert_eq!(j.verdict, want, "{service} c{i} poll {p}: {:?}", j.reasons);
+                }
                 compared += 1;
-                fails += usize::from(got == Verdict::Fail);
+                fails += usize::from(want == Verdict::Fail);
             }
         }
     }

@@ -119,6 +119,8 @@ pub fn step_u(step: &StepBuckets) -> StepU {
             ..StepU::default()
         };
     }
+    // A step whose requests all tie (one bucket) has U = E U and no variance: it adds
+    // nothing to S or V, and ½ to the CLES.
     let total = n + m;
     let var = if total > 1.0 {
         (n * m / 12.0 * ((total + 1.0) - ties / (total * (total - 1.0)))).max(0.0)
@@ -207,7 +209,7 @@ pub fn stratified_test(steps: &[StepBuckets], v0: f64, alpha: f64) -> Stratified
         let su = step_u(step);
         canary += su.n;
         baseline += su.m;
-        if su.var > 0.0 {
+        if su.n > 0.0 && su.m > 0.0 {
             informative += 1;
             s += su.u - su.mean;
             v += su.var;
