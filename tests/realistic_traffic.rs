@@ -160,9 +160,9 @@ fn judge_kayenta(spec: &JudgeSpec, steps: &[Step]) -> Verdict {
 /// Flagger's default checks on the canary's last minute: success rate ≥ 99 %, p99 ≤ 500 ms.
 fn judge_flagger(steps: &[Step]) -> Verdict {
     let last = &steps[steps.len().saturating_sub(2)..];
-    let (req, err): (f64, f64) = last
-        .iter()
-        .fold((0.0, 0.0), |(r, e), s| (r + s.canary.requests, e + s.canary.errors));
+    let (req, err): (f64, f64) = last.iter().fold((0.0, 0.0), |(r, e), s| {
+        (r + s.canary.requests, e + s.canary.errors)
+    });
     if req == 0.0 {
         return Verdict::Inconclusive;
     }
@@ -210,7 +210,9 @@ impl Tally {
         let pct = |x: f64| format!("{:.1} %", x * 100.0);
         let mut t = self.detection_minutes.clone();
         t.sort_by(f64::total_cmp);
-        let median = t.get(t.len() / 2).map_or("—".into(), |m| format!("{m} min"));
+        let median = t
+            .get(t.len() / 2)
+            .map_or("—".into(), |m| format!("{m} min"));
         if healthy {
             format!(
                 "pass {} · fail {} of {} polls · fail {} of {} analyses ({}, 95 % ≤ {})",
@@ -307,7 +309,13 @@ fn simulated_figures() {
             }
         }
         let h = s.is_healthy();
-        let mut row = format!("| {} | {} | {} | {} |", s.name, a.row(h), b.row(h), c.row(h));
+        let mut row = format!(
+            "| {} | {} | {} | {} |",
+            s.name,
+            a.row(h),
+            b.row(h),
+            c.row(h)
+        );
         if s.errors == 2.0 {
             row.push_str(&format!(
                 " (one exact look after 10 min at the same α = {}: {:.1} %)",
@@ -384,9 +392,16 @@ fn prometheus_path_agrees() {
             .collect();
             for p in 1..=POLLS {
                 let k = p * STEPS / POLLS;
-                let at = chrono::DateTime::from_timestamp(t0 + k as i64 * traffic::STEP, 0).unwrap();
+                let at =
+                    chrono::DateTime::from_timestamp(t0 + k as i64 * traffic::STEP, 0).unwrap();
                 let j = rt
-                    .block_on(judging::run(&v2, &args, &sources, at, JudgeOptions::default()))
+                    .block_on(judging::run(
+                        &v2,
+                        &args,
+                        &sources,
+                        at,
+                        JudgeOptions::default(),
+                    ))
                     .unwrap();
                 let (want, want_classes) = judge_v2_metrics(&v2, &steps[..k], s.weight);
                 // The SLO watches the whole service (the simulated one runs at 0.3 % errors,
@@ -400,13 +415,24 @@ fn prometheus_path_agrees() {
                 let anchor = j.anchor.as_ref().unwrap();
                 match steps[..k].iter().position(|s| s.canary.requests > 0.0) {
                     Some(first) => {
-                        assert_eq!(anchor.source, AnchorSource::FirstTraffic, "{service} c{i} poll {p}");
-                        assert_eq!(anchor.steps, k - first, "{service} c{i} poll {p}: {anchor:?}");
+                        assert_eq!(
+                            anchor.source,
+                            AnchorSource::FirstTraffic,
+                            "{service} c{i} poll {p}"
+                        );
+                        assert_eq!(
+                            anchor.steps,
+                            k - first,
+                            "{service} c{i} poll {p}: {anchor:?}"
+                        );
                     }
                     None => assert_eq!(anchor.source, AnchorSource::NoTraffic),
                 }
-                let metric_classes: Vec<Classification> =
-                    j.metrics.iter().map(|m| m.judgement.classification).collect();
+                let metric_classes: Vec<Classification> = j
+                    .metrics
+                    .iter()
+                    .map(|m| m.judgement.classification)
+                    .collect();
                 assert_eq!(
                     metric_classes, want_classes,
                     "{service} ({}) c{i} poll {p}: Prometheus path vs in-process; reasons {:?}",

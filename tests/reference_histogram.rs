@@ -44,22 +44,47 @@ fn stratified_statistic_matches_scipy() {
         let (u, mean, var) = (floats(&e["u"]), floats(&e["mean"]), floats(&e["var"]));
         for (k, s) in steps.iter().enumerate() {
             let got = step_u(s);
-            assert!(close(got.u, u[k], 1e-12), "{name} step {k}: U {} vs {}", got.u, u[k]);
+            assert!(
+                close(got.u, u[k], 1e-12),
+                "{name} step {k}: U {} vs {}",
+                got.u,
+                u[k]
+            );
             assert!(close(got.mean, mean[k], 1e-12), "{name} step {k}: E");
-            assert!(close(got.var, var[k], 1e-9), "{name} step {k}: Var {} vs {}", got.var, var[k]);
+            assert!(
+                close(got.var, var[k], 1e-9),
+                "{name} step {k}: Var {} vs {}",
+                got.var,
+                var[k]
+            );
         }
         let t = stratified_test(&steps, v0, alpha);
         let (s, v) = (floats(&e["s"]), floats(&e["v_total"]));
         let (b, lm) = (floats(&e["boundary"]), floats(&e["log_m"]));
         for (k, look) in t.trail.iter().enumerate() {
-            assert!(close(look.s, s[k], 1e-9), "{name} look {k}: S {} vs {}", look.s, s[k]);
+            assert!(
+                close(look.s, s[k], 1e-9),
+                "{name} look {k}: S {} vs {}",
+                look.s,
+                s[k]
+            );
             assert!(close(look.v, v[k], 1e-9), "{name} look {k}: V");
-            assert!(close(look.boundary, b[k], 1e-9), "{name} look {k}: boundary");
+            assert!(
+                close(look.boundary, b[k], 1e-9),
+                "{name} look {k}: boundary"
+            );
             assert!(close(boundary(look.v, v0, alpha), b[k], 1e-9));
-            assert!(close(log_mixture(look.s, look.v, v0), lm[k], 1e-9), "{name} look {k}: log M");
+            assert!(
+                close(log_mixture(look.s, look.v, v0), lm[k], 1e-9),
+                "{name} look {k}: log M"
+            );
         }
         match e["cles"].as_f64() {
-            Some(want) => assert!(close(t.cles, want, 1e-12), "{name}: CLES {} vs {want}", t.cles),
+            Some(want) => assert!(
+                close(t.cles, want, 1e-12),
+                "{name}: CLES {} vs {want}",
+                t.cles
+            ),
             None => assert!(t.cles.is_nan(), "{name}: CLES"),
         }
         for (side, key) in [(true, "canary_quantiles"), (false, "baseline_quantiles")] {
@@ -67,17 +92,26 @@ fn stratified_statistic_matches_scipy() {
             for q in ["0.5", "0.9", "0.99"] {
                 let got = quantile(&bounds, &counts, q.parse().unwrap());
                 match e[key][q].as_f64() {
-                    Some(want) => assert!(close(got, want, 1e-12), "{name} {key} {q}: {got} vs {want}"),
+                    Some(want) => {
+                        assert!(close(got, want, 1e-12), "{name} {key} {q}: {got} vs {want}")
+                    }
                     None => assert!(got.is_nan(), "{name} {key} {q}: {got}"),
                 }
             }
         }
         let t_slow = bound(&c["slower_than"]);
-        let from = bounds.iter().position(|b| *b == t_slow).expect("slower_than is a bound");
+        let from = bounds
+            .iter()
+            .position(|b| *b == t_slow)
+            .expect("slower_than is a bound");
         let (cs, bs) = (floats(&e["canary_slow"]), floats(&e["baseline_slow"]));
         for (k, s) in steps.iter().enumerate() {
             let (c_slow, _, b_slow, _) = slow_counts(s, from);
-            assert_eq!((c_slow, b_slow), (cs[k], bs[k]), "{name} step {k}: slow counts");
+            assert_eq!(
+                (c_slow, b_slow),
+                (cs[k], bs[k]),
+                "{name} step {k}: slow counts"
+            );
         }
     }
 }

@@ -276,9 +276,9 @@ fn data_at(
             }
         }
         // Not yet replayed by calibrate: nodata, stated in the README.
-        MetricSource::Counters { .. } | MetricSource::Histogram { .. } | MetricSource::Share { .. } => {
-            MetricData::default()
-        }
+        MetricSource::Counters { .. }
+        | MetricSource::Histogram { .. }
+        | MetricSource::Share { .. } => MetricData::default(),
     }
 }
 

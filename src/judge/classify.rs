@@ -206,7 +206,12 @@ pub(crate) struct Part {
     pub(crate) reasons: Vec<String>,
 }
 
-pub(crate) fn effect_passes(cfg: &MetricConfig, effect: f64, increase: bool, critical: bool) -> bool {
+pub(crate) fn effect_passes(
+    cfg: &MetricConfig,
+    effect: f64,
+    increase: bool,
+    critical: bool,
+) -> bool {
     if effect.is_nan() {
         return true; // Kayenta: an undefined effect size does not veto the test.
     }

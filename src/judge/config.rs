@@ -251,7 +251,11 @@ impl MetricConfig {
             "must be a finite number ≥ 0",
         )?;
         if let Some(a) = self.alpha {
-            check(a > 0.0 && a < 1.0, "alpha", "must be strictly between 0 and 1")?;
+            check(
+                a > 0.0 && a < 1.0,
+                "alpha",
+                "must be strictly between 0 and 1",
+            )?;
         }
         if let Some([from, to]) = self.sequential_ratios {
             check(

@@ -88,7 +88,10 @@ pub(crate) fn judge_histogram(
     let quantiles: Vec<QuantileRatio> = QUANTILES
         .iter()
         .map(|&q| {
-            let (c, b) = (quantile(&data.bounds, &pc, q), quantile(&data.bounds, &pb, q));
+            let (c, b) = (
+                quantile(&data.bounds, &pc, q),
+                quantile(&data.bounds, &pb, q),
+            );
             QuantileRatio {
                 quantile: q,
                 canary: opt(c),
@@ -292,7 +295,11 @@ mod tests {
     fn same_distribution_passes() {
         let j = classify(
             &cfg(),
-            &data(vec![2.0, 5.0, 2.0, 1.0, 0.0], vec![20.0, 50.0, 20.0, 10.0, 0.0], 20),
+            &data(
+                vec![2.0, 5.0, 2.0, 1.0, 0.0],
+                vec![20.0, 50.0, 20.0, 10.0, 0.0],
+                20,
+            ),
         );
         assert_eq!(j.classification, Classification::Pass, "{:?}", j.reasons);
         let h = j.histogram.unwrap();
@@ -304,7 +311,11 @@ mod tests {
     fn slower_canary_is_high() {
         let j = classify(
             &cfg(),
-            &data(vec![0.0, 2.0, 5.0, 3.0, 0.0], vec![20.0, 50.0, 20.0, 10.0, 0.0], 20),
+            &data(
+                vec![0.0, 2.0, 5.0, 3.0, 0.0],
+                vec![20.0, 50.0, 20.0, 10.0, 0.0],
+                20,
+            ),
         );
         assert_eq!(j.classification, Classification::High, "{:?}", j.reasons);
         assert!(j.reasons[0].contains("slower request by request"));
@@ -332,7 +343,11 @@ mod tests {
     fn few_requests_are_nodata() {
         let j = classify(
             &cfg(),
-            &data(vec![0.0, 1.0, 0.0, 0.0, 0.0], vec![1.0, 1.0, 0.0, 0.0, 0.0], 20),
+            &data(
+                vec![0.0, 1.0, 0.0, 0.0, 0.0],
+                vec![1.0, 1.0, 0.0, 0.0, 0.0],
+                20,
+            ),
         );
         assert_eq!(j.classification, Classification::Nodata);
     }

@@ -295,19 +295,27 @@ pub async fn run(
     debug_assert_eq!(values_of.len() - next.len(), first_slo_query);
 
     // The sequence starts at `since`, or just before the canary's first step with traffic.
-    let anchor = spec.metrics.iter().any(|m| m.source.is_sequential()).then(|| {
-        let first_step = seq_start.timestamp() + step_s;
-        let (start, source) = if options.since.is_some() {
-            (seq_start.timestamp(), AnchorSource::Since)
-        } else {
-            match fetched.iter().filter_map(|f| f.first_canary_traffic()).min() {
-                Some(t) if t <= first_step => (t - step_s, AnchorSource::LookbackLimit),
-                Some(t) => (t - step_s, AnchorSource::FirstTraffic),
-                None => (end.timestamp(), AnchorSource::NoTraffic),
-            }
-        };
-        (start, source)
-    });
+    let anchor = spec
+        .metrics
+        .iter()
+        .any(|m| m.source.is_sequential())
+        .then(|| {
+            let first_step = seq_start.timestamp() + step_s;
+            let (start, source) = if options.since.is_some() {
+                (seq_start.timestamp(), AnchorSource::Since)
+            } else {
+                match fetched
+                    .iter()
+                    .filter_map(|f| f.first_canary_traffic())
+                    .min()
+                {
+                    Some(t) if t <= first_step => (t - step_s, AnchorSource::LookbackLimit),
+                    Some(t) => (t - step_s, AnchorSource::FirstTraffic),
+                    None => (end.timestamp(), AnchorSource::NoTraffic),
+                }
+            };
+            (start, source)
+        });
     let anchor_start = anchor.map(|a| a.0);
 
     let mut metrics = Vec::new();

@@ -85,7 +85,9 @@ fn increases<K: Ord>(
 }
 
 fn counter_steps(v: Option<&&QueryValue>) -> Steps {
-    increases(series_of(v), |_| Some(())).remove(&()).unwrap_or_default()
+    increases(series_of(v), |_| Some(()))
+        .remove(&())
+        .unwrap_or_default()
 }
 
 fn parse_le(s: &str) -> Option<f64> {
@@ -110,11 +112,12 @@ fn bucket_steps(
     }
     // Keyed by the bound's bits so +Inf and every float order correctly.
     let by_le = increases(series, |l| {
-        l.get("le")
-            .and_then(|s| parse_le(s))
-            .map(|b| ordered(b))
+        l.get("le").and_then(|s| parse_le(s)).map(|b| ordered(b))
     });
-    let bounds: Vec<f64> = by_le.keys().map(|k| f64::from_bits(unordered(*k))).collect();
+    let bounds: Vec<f64> = by_le
+        .keys()
+        .map(|k| f64::from_bits(unordered(*k)))
+        .collect();
     let mut steps: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
     for (j, per_step) in by_le.values().enumerate() {
         for (&t, &inc) in per_step {
@@ -477,9 +480,15 @@ mod tests {
 
     #[test]
     fn counter_reset_counts_the_new_value_never_a_negative() {
-        let s = [series(None, &[(0.0, 10.0), (30.0, 15.0), (60.0, 3.0), (90.0, 7.0)])];
+        let s = [series(
+            None,
+            &[(0.0, 10.0), (30.0, 15.0), (60.0, 3.0), (90.0, 7.0)],
+        )];
         let inc = increases(&s, |_| Some(())).remove(&()).unwrap();
-        assert_eq!(inc.into_iter().collect::<Vec<_>>(), vec![(30, 5.0), (60, 3.0), (90, 4.0)]);
+        assert_eq!(
+            inc.into_iter().collect::<Vec<_>>(),
+            vec![(30, 5.0), (60, 3.0), (90, 4.0)]
+        );
     }
 
     #[test]
@@ -499,7 +508,12 @@ mod tests {
     fn a_selector_without_le_is_an_error_naming_the_metric() {
         let v = QueryValue::Matrix(vec![series(None, &[(0.0, 1.0)])]);
         let e = bucket_steps("latency", Some(&&v)).unwrap_err();
-        assert!(e.to_string().starts_with("metric latency: histogram.buckets returned a series without an `le` label"), "{e}");
+        assert!(
+            e.to_string().starts_with(
+                "metric latency: histogram.buckets returned a series without an `le` label"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

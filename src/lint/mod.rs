@@ -505,7 +505,13 @@ fn lint_judges(file: &str, text: &str, docs: &[Document]) -> Vec<Finding> {
         }
         let mut queries: Vec<(String, String)> = Vec::new();
         for (i, (canary, _)) in rendered.metrics.iter().enumerate() {
-            let field = if canary.len() == 2 { "counts" } else { "query" };
+            let field = match &spec.metrics[i].source {
+                judge_spec::MetricSource::Series(_) => "query",
+                judge_spec::MetricSource::Counts { .. } => "counts",
+                judge_spec::MetricSource::Counters { .. } => "counters",
+                judge_spec::MetricSource::Histogram { .. } => "histogram",
+                judge_spec::MetricSource::Share { .. } => "share",
+            };
             for q in canary {
                 queries.push((format!("/metrics/{i}/{field}"), q.clone()));
             }
@@ -551,6 +557,32 @@ fn lint_judges(file: &str, text: &str, docs: &[Document]) -> Vec<Finding> {
                                     human(spec.step)
                                 ),
                                 fix: Some("use [{{step}}], the spec's step".into()),
+                            });
+                        }
+                        let series = pointer.ends_with("/query");
+                        for r in ranges(&expr)
+                            .into_iter()
+                            .filter(|r| series && *r > spec.step)
+                        {
+                            out.push(Finding {
+                                file: file.into(),
+                                line: line(&pointer),
+                                severity: Severity::Warning,
+                                rule: "window-longer-than-step",
+                                message: format!(
+                                    "{what}: range [{}] is longer than the spec's step {}: \
+                                     neighbouring points overlap, so the judge keeps only every \
+                                     {}th point (a rank test over overlapping points is far too \
+                                     confident)",
+                                    human(r),
+                                    human(spec.step),
+                                    (r.as_secs_f64() / spec.step.as_secs_f64()).ceil()
+                                ),
+                                fix: Some(
+                                    "use [{{step}}], or a histogram/counters metric that \
+                                     judges requests instead of per-step points"
+                                        .into(),
+                                ),
                             });
                         }
                     }

@@ -115,7 +115,7 @@ fn judge_specs_are_checked_too() {
 fn the_shipped_templates_have_no_errors() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("analysis-templates");
     let files = files(&[dir]).unwrap();
-    assert_eq!(files.len(), 5);
+    assert_eq!(files.len(), 6);
     for f in files {
         let findings = lint_file(&f);
         assert!(
@@ -123,4 +123,13 @@ fn the_shipped_templates_have_no_errors() {
             "{findings:?}"
         );
     }
+}
+
+#[test]
+fn overlapping_series_points_are_a_warning_with_a_fix() {
+    let judge = "kind: Judge\nname: j\nargs: [canary_hash, stable_hash]\nstep: 30s\nmetrics:\n- name: p99\n  query: histogram_quantile(0.99, sum by (le) (rate(lat_bucket{h=\"{{variant.hash}}\"}[2m])))\n";
+    let f = lint_text("j.yaml", judge);
+    assert_eq!(rules(&f), ["window-longer-than-step"], "{f:?}");
+    assert_eq!(f[0].line, Some(7));
+    assert!(f[0].message.contains("every 4th point"), "{f:?}");
 }

@@ -380,13 +380,10 @@ async fn judge(
             ))
         }
     };
-    if let Some(extra) = body
-        .as_object()
-        .and_then(|o| {
-            o.keys()
-                .find(|k| !["judge", "args", "since"].contains(&k.as_str()))
-        })
-    {
+    if let Some(extra) = body.as_object().and_then(|o| {
+        o.keys()
+            .find(|k| !["judge", "args", "since"].contains(&k.as_str()))
+    }) {
         return Err(AppError::bad_request(
             "bad_request",
             format!("unknown field {extra:?}"),
@@ -404,7 +401,9 @@ async fn judge(
                 .map_err(|e| {
                     AppError::bad_request(
                         "bad_since",
-                        format!("since: {s:?} is not an RFC 3339 time ({e}), e.g. 2026-12-02T17:00:00Z"),
+                        format!(
+                            "since: {s:?} is not an RFC 3339 time ({e}), e.g. 2026-12-02T17:00:00Z"
+                        ),
                         Some("since"),
                     )
                 })?

@@ -229,11 +229,7 @@ pub fn stratified_test(steps: &[StepBuckets], v0: f64, alpha: f64) -> Stratified
         if crossed_down.is_none() && -s >= b && v > 0.0 {
             crossed_down = Some(k);
         }
-        trail.push(Look {
-            s,
-            v,
-            boundary: b,
-        });
+        trail.push(Look { s, v, boundary: b });
     }
     let p = |best: f64| (-best).exp().min(1.0);
     Stratified {

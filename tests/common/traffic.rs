@@ -189,11 +189,7 @@ pub fn analysis(s: &Scenario, seed: u64, index: usize) -> Vec<Step> {
                 s.tail_factor,
             );
             let base_probs = bucket_probs(40.0 * lat, 0.0, 1.0);
-            let c_err = binomial(
-                &mut rng,
-                n,
-                s.error_ratio * err * pod_errors * s.errors,
-            );
+            let c_err = binomial(&mut rng, n, s.error_ratio * err * pod_errors * s.errors);
             let b_err = binomial(&mut rng, m, s.error_ratio * err);
             Step {
                 canary: Side {
@@ -294,7 +290,12 @@ pub fn openmetrics_lines(
         }
         // The gap: the canary is gone, the stable carries on with no new requests.
         for k in 1..(cycle / STEP - STEPS as i64) {
-            stable.write(&mut lines, service, "stable", t0 + (STEPS as i64 + k) * STEP);
+            stable.write(
+                &mut lines,
+                service,
+                "stable",
+                t0 + (STEPS as i64 + k) * STEP,
+            );
         }
         for line in lines.lines() {
             out.push((t0, line.to_string()));

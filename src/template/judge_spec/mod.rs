@@ -537,7 +537,10 @@ fn parse_document(file: &str, doc: &Document) -> Result<JudgeSpec, Vec<TemplateE
     let lookback = duration(&mut errors, "/lookback", &raw.lookback);
     if let Some(b) = &raw.budget {
         if !(b.alpha > 0.0 && b.alpha < 1.0) {
-            errors.push(err("/budget/alpha", "must be strictly between 0 and 1".into()));
+            errors.push(err(
+                "/budget/alpha",
+                "must be strictly between 0 and 1".into(),
+            ));
         }
         for (name, w) in &b.split {
             if !(w.is_finite() && *w >= 0.0) {
@@ -742,10 +745,69 @@ fn parse_document(file: &str, doc: &Document) -> Result<JudgeSpec, Vec<TemplateE
     if let Some(e) = raw_kind_check(&spec) {
         placeholder_errors.push(err("", e));
     }
+    for (i, m) in spec.metrics.iter().enumerate() {
+        if let (MetricSource::Histogram { .. }, Some(q)) =
+            (&m.source, probe.metrics.get(i).and_then(|p| p.0.first()))
+        {
+            if let Some(problem) = histogram_selector_problem(q) {
+                placeholder_errors.push(err(&format!("/metrics/{i}/histogram/buckets"), problem));
+            }
+        }
+    }
     if !placeholder_errors.is_empty() {
         return Err(placeholder_errors);
     }
     Ok(spec)
+}
+
+/// Why a histogram's `buckets` query cannot give per-bucket counters, if it cannot: it must
+/// keep the `le` label and return the counters themselves (the engine takes each step's
+/// increase; a `rate()` or `increase()` would overlap and extrapolate).
+fn histogram_selector_problem(query: &str) -> Option<String> {
+    use promql_parser::parser::{Expr, LabelModifier};
+    let expr = match promql_parser::parser::parse(query) {
+        Ok(e) => e,
+        Err(e) => return Some(format!("the query does not parse: {}", e.trim())),
+    };
+    let mut e = &expr;
+    loop {
+        match e {
+            Expr::Paren(p) => e = &p.expr,
+            Expr::Aggregate(a) => {
+                let keeps_le = match &a.modifier {
+                    Some(LabelModifier::Include(l)) => l.labels.iter().any(|x| x == "le"),
+                    Some(LabelModifier::Exclude(l)) => !l.labels.iter().any(|x| x == "le"),
+                    None => false,
+                };
+                if !keeps_le {
+                    return Some(
+                        "the aggregation drops the `le` label: aggregate `by (le, …)` so each \
+                         bucket stays its own series"
+                            .into(),
+                    );
+                }
+                e = &a.expr;
+            }
+            Expr::VectorSelector(v) => {
+                let name = v.name.clone().unwrap_or_default();
+                return (!name.ends_with("_bucket")).then(|| {
+                    format!(
+                        "selects {name:?}, not a histogram's `..._bucket` counters (with their \
+                         `le` label)"
+                    )
+                });
+            }
+            Expr::Call(_) | Expr::MatrixSelector(_) | Expr::Subquery(_) => {
+                return Some(
+                    "give the bucket counters themselves (a `..._bucket` selector, optionally \
+                     `sum by (le, …)`), not rate()/increase(): the engine takes each step's \
+                     increase itself, without overlap or extrapolation"
+                        .into(),
+                )
+            }
+            _ => return None,
+        }
+    }
 }
 
 fn raw_kind_check(spec: &JudgeSpec) -> Option<String> {
@@ -909,7 +971,10 @@ impl JudgeSpec {
                 MetricSource::Share { expected, .. } => {
                     match args::substitute_with(
                         expected,
-                        &|tag: &str| tag.strip_prefix("args.").and_then(|n| values.get(n).cloned()),
+                        &|tag: &str| {
+                            tag.strip_prefix("args.")
+                                .and_then(|n| values.get(n).cloned())
+                        },
                         Syntax::Plain,
                     ) {
                         Ok(v) => Some(v),

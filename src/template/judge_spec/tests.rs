@@ -151,3 +151,61 @@ fn canary_scoped_slos_render_for_the_canary_variant_only() {
     let e = parse_str("g.yaml", &bad).unwrap_err();
     assert_eq!(e[0].field.as_deref(), Some("slos[0].error_query"), "{e:?}");
 }
+
+#[test]
+fn histogram_buckets_must_keep_le_and_be_counters() {
+    let spec = |buckets: &str| {
+        format!(
+            "kind: Judge\nname: h\nargs: [canary_hash, stable_hash]\nmetrics:\n- name: latency\n  \
+             histogram:\n    buckets: '{buckets}'\n"
+        )
+    };
+    for (bad, says) in [
+        (
+            "sum(lat_bucket{h=\"{{variant.hash}}\"})",
+            "drops the `le` label",
+        ),
+        (
+            "sum by (le) (rate(lat_bucket{h=\"{{variant.hash}}\"}[1m]))",
+            "not rate()/increase()",
+        ),
+        (
+            "lat_count{h=\"{{variant.hash}}\"}",
+            "not a histogram's `..._bucket` counters",
+        ),
+    ] {
+        let e = parse_str("h.yaml", &spec(bad)).unwrap_err();
+        assert_eq!(
+            e[0].field.as_deref(),
+            Some("metrics[0].histogram.buckets"),
+            "{e:?}"
+        );
+        assert_eq!(e[0].line, Some(7), "{e:?}");
+        assert!(e[0].message.contains(says), "{bad}: {e:?}");
+    }
+    let ok = parse_str(
+        "h.yaml",
+        &spec("sum by (le, pod) (lat_bucket{h=\"{{variant.hash}}\"})"),
+    );
+    assert!(ok.is_ok(), "{ok:?}");
+}
+
+#[test]
+fn budget_is_split_across_sequential_metrics_by_weight() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/analysis-templates/judge-istio-golden-signals.yaml"
+    ))
+    .unwrap();
+    let spec = parse_str("g.yaml", &text).unwrap().remove(0);
+    let alphas: Vec<f64> = spec
+        .metrics
+        .iter()
+        .map(|m| m.config.alpha.unwrap())
+        .collect();
+    assert!(
+        (alphas.iter().sum::<f64>() - 0.01).abs() < 1e-12,
+        "{alphas:?}"
+    );
+    assert!((alphas[0] - 0.006).abs() < 1e-12 && (alphas[2] - 0.001).abs() < 1e-12);
+}
