@@ -25,7 +25,7 @@ fn at(offset_minutes: i64) -> String {
     data().at(offset_minutes)
 }
 
-const JUDGE: &str = "analysis-templates/judge-istio-golden-signals.yaml";
+const JUDGE: &str = "analysis-templates/judge-istio-kayenta-compatible.yaml";
 const ARGO: &str = "analysis-templates/istio-success-rate.yaml";
 
 fn judge_args(service: &str) -> Vec<String> {

@@ -19,7 +19,7 @@ fn at(offset_minutes: i64) -> String {
     data().at(offset_minutes)
 }
 
-const JUDGE: &str = "analysis-templates/judge-istio-golden-signals.yaml";
+const JUDGE: &str = "tests/fixtures/judge-v1-golden-signals.yaml";
 
 fn calibrate(service: &str, extra: &[&str]) -> (i32, String, String) {
     let d = data();

@@ -270,7 +270,7 @@ fn every_report_renders_in_a_real_browser_without_console_errors() {
     let at = |m: i64| data.at(m);
     let out = tempfile::tempdir().unwrap();
     let page = |n: &str| -> PathBuf { out.path().join(format!("{n}.html")) };
-    let judge = "analysis-templates/judge-istio-golden-signals.yaml";
+    let judge = "analysis-templates/judge-istio-kayenta-compatible.yaml";
     let judge_args = [
         "--arg",
         "service=tail",
@@ -345,7 +345,7 @@ fn every_report_renders_in_a_real_browser_without_console_errors() {
         reqwest::Client::new()
             .post(format!("{}/api/v1/judge", serve.url))
             .bearer_auth(TOKEN)
-            .json(&json!({"judge": "istio-golden-signals", "args": {
+            .json(&json!({"judge": "istio-kayenta-compatible", "args": {
                 "service": "tail", "namespace": "prod",
                 "canary_hash": CANARY, "stable_hash": BASELINE}}))
             .send()
@@ -382,6 +382,6 @@ fn every_report_renders_in_a_real_browser_without_console_errors() {
         &format!("{}{report}", serve.url),
         "judgement",
         8,
-        "istio-golden-signals",
+        "istio-kayenta-compatible",
     );
 }

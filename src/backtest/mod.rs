@@ -156,6 +156,10 @@ fn grid_of(subject: &Subject, every: Duration) -> (Duration, Duration) {
     let judge = |spec: &crate::template::judge_spec::JudgeSpec, g: &mut u64, l: &mut Duration| {
         *g = gcd(*g, spec.step.as_secs().max(1));
         *l = (*l).max(spec.window + spec.step);
+        // Anchored metrics look back for the analysis's start, one step further.
+        if spec.metrics.iter().any(|m| m.source.is_sequential()) {
+            *l = (*l).max(spec.lookback + spec.step * 2);
+        }
     };
     match subject {
         Subject::Judge(j) => judge(&j.spec, &mut g, &mut lookback),
