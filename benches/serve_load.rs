@@ -23,7 +23,7 @@ use axum::routing::post;
 use axum::{Form, Json, Router};
 use serde_json::{json, Value};
 
-const SPEC: &str = "analysis-templates/judge-istio-golden-signals.yaml";
+const SPEC: &str = "analysis-templates/judge-istio-kayenta-compatible.yaml";
 
 /// The stand-in's answer to any query: a range query gets a 21-point matrix, an instant query
 /// a one-sample vector. Values are deterministic per query text.
@@ -139,7 +139,7 @@ fn run(
     };
     std::thread::spawn(move || for _ in stderr.lines() {});
 
-    let body = json!({"judge": "istio-golden-signals", "args": {
+    let body = json!({"judge": "istio-kayenta-compatible", "args": {
         "service": "checkout", "namespace": "prod", "canary_hash": "c0ffee", "stable_hash": "5tab1e"}});
     let errors = Arc::new(AtomicU64::new(0));
     let started = Instant::now();

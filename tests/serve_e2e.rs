@@ -98,7 +98,7 @@ fn get(url: &str, token: Option<&str>) -> (u16, String) {
 }
 
 fn judge_body(service: &str) -> Value {
-    json!({"judge": "istio-golden-signals", "args": {
+    json!({"judge": "istio-kayenta-compatible", "args": {
         "service": service, "namespace": "prod", "canary_hash": CANARY, "stable_hash": BASELINE}})
 }
 
@@ -226,7 +226,7 @@ fn http_contract_errors() {
     );
     let (status, v) = post(
         &s.url,
-        &json!({"judge": "istio-golden-signals", "args": {"service": "x"}}),
+        &json!({"judge": "istio-kayenta-compatible", "args": {"service": "x"}}),
         Some(TOKEN),
     );
     assert_eq!(status, 400, "{v}");
@@ -241,7 +241,8 @@ fn http_contract_errors() {
         (400, Some("inline_disabled")),
         "{v}"
     );
-    let big = json!({"judge": "istio-golden-signals", "args": {"service": "x".repeat(100_000)}});
+    let big =
+        json!({"judge": "istio-kayenta-compatible", "args": {"service": "x".repeat(100_000)}});
     let (status, v) = post(&s.url, &big, Some(TOKEN));
     assert_eq!(
         (status, v["error"]["code"].as_str()),
@@ -275,7 +276,7 @@ fn http_contract_errors() {
     assert_eq!((status, body.trim()), (200, "ok"));
     let (status, body) = get(&format!("{}/readyz", s.url), None);
     assert_eq!(status, 200, "{body}");
-    assert!(body.contains("istio-golden-signals"), "{body}");
+    assert!(body.contains("istio-kayenta-compatible"), "{body}");
     let (status, body) = get(&format!("{}/metrics", s.url), None);
     assert_eq!(status, 200);
     assert!(body.contains("canary_http_requests_total"), "{body}");
@@ -589,9 +590,11 @@ fn tls_with_a_certificate_from_files() {
 #[test]
 fn inline_specs_when_allowed() {
     let s = Serve::start(&prometheus().url, &["--allow-inline"]);
+    // Ranges of one step, so the points do not overlap (a longer range would be thinned).
     let spec = json!({"kind": "Judge", "name": "adhoc", "args": ["canary_hash", "stable_hash"],
+        "window": "20m", "step": "1m",
         "metrics": [{"name": "rate", "direction": "decrease",
-            "query": "sum(rate(istio_requests_total{destination_service_name=\"healthy\",rollouts_pod_template_hash=\"{{variant.hash}}\"}[2m]))"}]});
+            "query": "sum(rate(istio_requests_total{destination_service_name=\"healthy\",rollouts_pod_template_hash=\"{{variant.hash}}\"}[{{step}}]))"}]});
     let (status, v) = post(
         &s.url,
         &json!({"judge": spec, "args": {"canary_hash": CANARY, "stable_hash": BASELINE}}),
