@@ -17,6 +17,9 @@ use crate::template::judge_spec::{JudgeMetric, MetricSource};
 /// Step → value, keyed by unix seconds.
 type Steps = BTreeMap<i64, f64>;
 
+/// Step → per-bucket requests.
+type BucketSteps = BTreeMap<i64, Vec<f64>>;
+
 /// One metric's data as fetched, before the cut at the analysis's start.
 pub(super) enum Fetched {
     /// Sliding-window samples; `stride` keeps every `stride`-th point from the end.
@@ -98,7 +101,7 @@ fn parse_le(s: &str) -> Option<f64> {
 fn bucket_steps(
     metric: &str,
     v: Option<&&QueryValue>,
-) -> Result<(Vec<f64>, BTreeMap<i64, Vec<f64>>), JudgeError> {
+) -> Result<(Vec<f64>, BucketSteps), JudgeError> {
     let series = series_of(v);
     if let Some(s) = series.iter().find(|s| !s.labels.contains_key("le")) {
         return Err(JudgeError::Data {
@@ -112,7 +115,7 @@ fn bucket_steps(
     }
     // Keyed by the bound's bits so +Inf and every float order correctly.
     let by_le = increases(series, |l| {
-        l.get("le").and_then(|s| parse_le(s)).map(|b| ordered(b))
+        l.get("le").and_then(|s| parse_le(s)).map(ordered)
     });
     let bounds: Vec<f64> = by_le
         .keys()
@@ -299,7 +302,7 @@ impl Fetched {
                     let n = p.len();
                     p.iter()
                         .enumerate()
-                        .filter(|(i, _)| (n - 1 - i) % stride == 0)
+                        .filter(|(i, _)| (n - 1 - i).is_multiple_of(stride))
                         .map(|(_, v)| v.1)
                         .collect()
                 };
