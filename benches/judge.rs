@@ -49,5 +49,46 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(judge, benches);
+/// Request-level latency from histogram buckets: 20 steps × 20 Istio buckets, with the
+/// example's ~300/2,700 requests per step and with 50,000 per step per variant (10⁶ requests
+/// per variant in all). The statistic costs O(steps × buckets), whatever the request count;
+/// the reference is one pass summing both sides' buckets.
+fn histogram_benches(c: &mut Criterion) {
+    use canary_engine::stats::histogram::pooled;
+    let mut g = c.benchmark_group("histogram");
+    g.measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1))
+        .sample_size(30);
+    let path = format!(
+        "{}/examples/judge/histogram-latency-regression.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let (data, cfg) = parse_input(&text).expect("histogram example parses");
+    let mut million = data.clone();
+    if let Some(h) = million.histogram.as_mut() {
+        for s in &mut h.steps {
+            let (n, m): (f64, f64) = (s.canary.iter().sum(), s.baseline.iter().sum());
+            s.canary.iter_mut().for_each(|c| *c *= 50_000.0 / n);
+            s.baseline.iter_mut().for_each(|c| *c *= 50_000.0 / m);
+        }
+    }
+    for (name, d) in [("20x20", &data), ("1e6_per_variant", &million)] {
+        let steps = &d.histogram.as_ref().expect("histogram").steps;
+        g.bench_function(BenchmarkId::new("full_metric", name), |b| {
+            b.iter(|| classify(black_box(&cfg), black_box(d)))
+        });
+        g.bench_function(BenchmarkId::new("reference_pool_buckets", name), |b| {
+            b.iter(|| {
+                (
+                    pooled(black_box(steps), true),
+                    pooled(black_box(steps), false),
+                )
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(judge, benches, histogram_benches);
 criterion_main!(judge);

@@ -210,3 +210,86 @@ fn usage_errors_exit_64_and_help_exits_0() {
     assert_eq!(help.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&help.stdout).contains("--input"));
 }
+
+#[test]
+fn histogram_input_is_judged_request_by_request() {
+    let out = canary(
+        &[
+            "judge",
+            "--input",
+            "examples/judge/histogram-latency-regression.json",
+        ],
+        None,
+    );
+    let v = json(&out);
+    assert_eq!(v["classification"], "high", "{v}");
+    let reasons = v["reasons"].to_string();
+    assert!(reasons.contains("slower request by request"), "{reasons}");
+    let h = &v["histogram"];
+    assert!(h["test"]["z"].as_f64().unwrap() > 5.0, "{h}");
+    let p50 = &h["quantiles"][0];
+    assert_eq!(p50["quantile"], 0.5);
+    assert!(p50["ratio"].as_f64().unwrap() > 1.1, "{p50}");
+    assert!(h["e_value_threshold"].as_f64().unwrap() > 100.0);
+    // The table shows the same numbers for people.
+    let t = canary(
+        &[
+            "judge",
+            "--input",
+            "examples/judge/histogram-latency-regression.json",
+            "--output",
+            "table",
+        ],
+        None,
+    );
+    let text = String::from_utf8_lossy(&t.stdout);
+    assert!(
+        text.contains("stratified CLES") && text.contains("p99 canary / baseline"),
+        "{text}"
+    );
+}
+
+#[test]
+fn histogram_counter_readings_survive_a_reset() {
+    // Raw readings at step boundaries: the canary's counters reset after the second step (a
+    // pod restart). The reset step counts the new value, as Prometheus' increase does.
+    let input = r#"{"histogram": {"bounds": [10, 100, "+Inf"], "counters": true,
+        "canary":   [[0, 0, 0], [10, 60, 100], [20, 120, 200], [2, 12, 20], [12, 72, 120]],
+        "baseline": [[0, 0, 0], [90, 540, 900], [180, 1080, 1800], [270, 1620, 2700], [360, 2160, 3600]]},
+        "direction": "increase", "min_requests": 10}"#;
+    let v = json(&judge_stdin(input));
+    let h = &v["histogram"]["test"];
+    assert_eq!(h["canary_requests"], 320.0, "{v}");
+    assert_eq!(h["baseline_requests"], 3600.0);
+    assert_eq!(v["classification"], "pass", "{v}");
+}
+
+#[test]
+fn bad_histogram_input_names_the_field() {
+    let cases = [
+        (
+            r#"{"histogram": {"bounds": [10, 100], "canary": [[1, 2]], "baseline": [[1, 2]]}}"#,
+            "error: histogram.bounds: give at least two bounds, the last \"+Inf\"",
+        ),
+        (
+            r#"{"histogram": {"bounds": [10, "+Inf"], "canary": [[1, 2, 3]], "baseline": [[1, 2]]}}"#,
+            "error: histogram.canary[0]: 3 counts for 2 bounds",
+        ),
+        (
+            r#"{"histogram": {"bounds": [10, "+Inf"], "canary": [[1, 2]], "baseline": [[1, -2]]}}"#,
+            "error: histogram.baseline[0][1]: a count must be a finite number ≥ 0",
+        ),
+        (
+            r#"{"histogram": {"bounds": [100, 10, "+Inf"], "canary": [[1, 2, 3]], "baseline": [[1, 2, 3]]}}"#,
+            "error: histogram.bounds[1]: bounds must be strictly ascending",
+        ),
+        (
+            r#"{"histogram": {"bounds": [10, "+Inf"], "canary": [[1, 2]], "baseline": [[1, 2]], "slower_than": 50}}"#,
+            "error: histogram.slower_than: 50 is not one of the bounds",
+        ),
+    ];
+    for (input, want) in cases {
+        let msg = bad(input);
+        assert!(msg.starts_with(want), "{input}\n→ {msg}");
+    }
+}

@@ -448,4 +448,76 @@ fn prometheus_path_agrees() {
     }
     assert_eq!(compared, picked.len() * per * POLLS);
     assert!(fails > 0, "the regressed scenarios must fail somewhere");
+
+    // `backtest --polls`: each analysis replayed as Argo polls it — an AnalysisRun starting
+    // at the canary's start, 5 polls every 2 minutes anchored there, failureLimit 0 — fails
+    // exactly when one of the in-process polls failed (SLO aside, as above).
+    use canary_engine::backtest::{self, Plan, Subject};
+    let (mut replayed, mut checked, mut failed_runs) = (0, 0, 0);
+    for (service, s, analyses) in &runs {
+        for (i, steps) in analyses.iter().enumerate() {
+            let t0 = start + i as i64 * cycle;
+            let args: std::collections::BTreeMap<String, String> = [
+                ("service", service.clone()),
+                ("namespace", "sim".into()),
+                ("canary_hash", format!("c{i}")),
+                ("stable_hash", "stable".into()),
+                ("canary_weight", format!("{}", s.weight * 100.0)),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+            let judge = canary_engine::template::argo::JudgeProvider {
+                spec: std::sync::Arc::new(v2.clone()),
+                args: args.clone(),
+            };
+            let interval = std::time::Duration::from_secs(120);
+            let subject = Subject::Analysis(vec![backtest::polled_judge(judge, 5, interval, 0)]);
+            let at = chrono::DateTime::from_timestamp(t0, 0).unwrap();
+            let plan = Plan {
+                from: at,
+                to: at,
+                every: std::time::Duration::from_secs(60),
+                limit: std::time::Duration::from_secs(3600),
+            };
+            let b = rt.block_on(backtest::run(
+                &subject,
+                &args,
+                plan,
+                &sources,
+                &mut |_, _, _| {},
+            ));
+            let point = &b.points[0];
+            let run = point.run.as_ref().unwrap();
+            let metric = &run.metrics[0];
+            let want: Vec<Verdict> = polls(steps, |st| judge_v2(&v2, st, s.weight));
+            let slo_quiet = !point.why.contains("availability: burning");
+            if slo_quiet {
+                assert_eq!(
+                    point.failed(),
+                    want.contains(&Verdict::Fail),
+                    "{service} c{i}: replayed {} vs in-process polls {want:?}: {}",
+                    point.outcome,
+                    point.why
+                );
+            }
+            // Polls stop at the first failure (failureLimit 0), else all five are taken.
+            let taken = want
+                .iter()
+                .position(|v| *v == Verdict::Fail)
+                .map_or(5, |k| k + 1);
+            if slo_quiet {
+                assert_eq!(metric.count, taken as i64, "{service} c{i}: {}", point.why);
+            }
+            replayed += 1;
+            checked += usize::from(slo_quiet);
+            failed_runs += usize::from(point.failed() && slo_quiet);
+        }
+    }
+    assert_eq!(replayed, picked.len() * per);
+    println!("replayed {replayed}, compared {checked}, failed {failed_runs}");
+    assert!(
+        checked >= replayed / 2 && failed_runs > 0,
+        "{checked} {failed_runs}"
+    );
 }

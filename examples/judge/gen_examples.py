@@ -44,3 +44,23 @@ json.dump({"canary_counts": {"bad": [int(v) for v in rng.binomial(can_total, 0.0
                                "total": [int(v) for v in base_total]},
            "direction": "increase"},
           open(out + "error-counts.json", "w"), indent=1)
+
+# A histogram metric: 20 steps of 30 s, Istio's buckets, cumulative `le` counts per step (as
+# `increase(..._bucket[30s])` gives them); the canary (10 % of traffic) is 30 % slower.
+hrng = np.random.default_rng(20261202)
+bounds = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,
+          300000, 600000, 1800000, 3600000]
+
+
+def hist_steps(n_mean, median, steps=20):
+    rows = []
+    for _ in range(steps):
+        lat = np.exp(hrng.normal(np.log(median), 0.6, hrng.poisson(n_mean)))
+        rows.append([int((lat <= b).sum()) for b in bounds] + [len(lat)])
+    return rows
+
+
+json.dump({"histogram": {"bounds": bounds + ["+Inf"], "canary": hist_steps(300, 52.0),
+                         "baseline": hist_steps(2700, 40.0), "slower_than": 500},
+           "direction": "increase", "alpha": 0.004, "effect": {"allowed_increase": 1.1}},
+          open(out + "histogram-latency-regression.json", "w"))

@@ -16,8 +16,14 @@ use crate::source::{history, PromQuery, Range, Sources, WebRequest};
 use crate::template::argo::{parse_duration, JudgeProvider, Metric, PrometheusMetric, WebMetric};
 
 /// Take one measurement of `metric`, now — or, in a backtest, as it would have been taken
-/// at `at` (queries evaluated at that time; `now()` in a `rangeQuery` is `at`).
-pub async fn measure(metric: &Metric, sources: &Sources, at: Option<DateTime<Utc>>) -> Measurement {
+/// at `at` (queries evaluated at that time; `now()` in a `rangeQuery` is `at`). `since` is
+/// the analysis's start for Judge metrics.
+pub async fn measure(
+    metric: &Metric,
+    sources: &Sources,
+    at: Option<DateTime<Utc>>,
+    since: Option<DateTime<Utc>>,
+) -> Measurement {
     let stamp = || at.unwrap_or_else(Utc::now).to_rfc3339();
     let started_at = stamp();
     let outcome = if let Some(p) = &metric.provider.prometheus {
@@ -33,7 +39,7 @@ pub async fn measure(metric: &Metric, sources: &Sources, at: Option<DateTime<Utc
             ),
         }
     } else if let Some(j) = &metric.provider.judge {
-        judged(metric, j, sources, at).await
+        judged(metric, j, sources, at, since).await
     } else {
         Err("no supported provider".to_string())
     };
@@ -205,13 +211,25 @@ async fn judged(
     j: &JudgeProvider,
     sources: &Sources,
     at: Option<DateTime<Utc>>,
+    since: Option<DateTime<Utc>>,
 ) -> Result<Outcome, String> {
+    let now = at.unwrap_or_else(Utc::now);
+    // A step that waited longer than the spec's look-back is judged from the look-back's
+    // start (the judgement says so), not refused.
+    let lookback = chrono::Duration::from_std(j.spec.lookback).unwrap_or_default();
+    let since = since.map(|s| {
+        s.max(now - lookback + chrono::Duration::seconds(1))
+            .min(now)
+    });
     let judgement = crate::judging::run(
         &j.spec,
         &j.args,
         sources,
-        at.unwrap_or_else(Utc::now),
-        crate::judging::JudgeOptions::default(),
+        now,
+        crate::judging::JudgeOptions {
+            since,
+            ..crate::judging::JudgeOptions::default()
+        },
     )
     .await
     .map_err(|e| e.to_string())?;

@@ -37,6 +37,9 @@ pub struct RunOptions {
     /// Backtest: end the run (as Argo's terminate) once the virtual clock has run this long;
     /// an analysis with an `interval` and no `count` would otherwise never end.
     pub limit: Option<Duration>,
+    /// Start of the analysis for Judge metrics (their anytime-valid sequences begin here):
+    /// `canary promote` passes the moment the step's weight was set.
+    pub since: Option<DateTime<Utc>>,
 }
 
 /// Real time, or a backtest's virtual time that jumps to the next measurement.
@@ -145,11 +148,11 @@ where
         };
         if !due.is_empty() {
             // Due measurements run concurrently, as Argo runs them in parallel goroutines.
-            let taken = join_all(
-                due.iter()
-                    .map(|&i| measure(&states[i].spec.metric, sources, clock.wall())),
-            )
-            .await;
+            let taken =
+                join_all(due.iter().map(|&i| {
+                    measure(&states[i].spec.metric, sources, clock.wall(), options.since)
+                }))
+                .await;
             let finished = clock.now();
             for (i, m) in due.into_iter().zip(taken) {
                 let st = &mut states[i];

@@ -54,6 +54,25 @@ impl Subject {
     }
 }
 
+/// A Judge spec as Argo polls it: an AnalysisRun of one metric that judges every
+/// `interval`, `count` times (the first poll one interval in, as with Argo's `initialDelay`
+/// set to the interval), failing past `failure_limit` failed polls. A replayed run starting
+/// at a moment anchors the Judge's sequences there, so every poll extends the same steps.
+pub fn polled_judge(
+    j: JudgeProvider,
+    count: u32,
+    interval: std::time::Duration,
+    failure_limit: u32,
+) -> ResolvedMetric {
+    let spec = (*j.spec).clone();
+    let mut m = crate::template::judge_metric(spec, j.args, Some(interval));
+    let every = format!("{}s", interval.as_secs().max(1));
+    m.metric.count = Some(i64::from(count.max(1)));
+    m.metric.initial_delay = Some(every);
+    m.metric.failure_limit = Some(i64::from(failure_limit));
+    m
+}
+
 /// When to evaluate.
 #[derive(Debug, Clone, Copy)]
 pub struct Plan {
@@ -235,6 +254,8 @@ pub async fn run(
                     once: false,
                     at: Some(t),
                     limit: Some(plan.limit),
+                    // Judge metrics of a run that starts at `t` judge the steps from `t`.
+                    since: Some(t),
                 };
                 let report = analysis::run(
                     metrics,

@@ -37,6 +37,18 @@ pub struct BacktestArgs {
     /// (as terminated) after this long.
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
     pub limit: Duration,
+    /// Judge the way Argo polls: each moment starts an analysis of a lone Judge spec that
+    /// polls it this many times (`count`), every `--poll-interval`, anchored at the moment
+    /// (`since`), failing on more than `--failure-limit` failed polls. The summary is then
+    /// the per-analysis false-alarm or detection rate.
+    #[arg(long, value_name = "COUNT", requires = "poll_interval")]
+    pub polls: Option<u32>,
+    /// Time between polls of one analysis (Argo `interval`), e.g. 2m.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub poll_interval: Option<Duration>,
+    /// Failed polls an analysis tolerates (Argo `failureLimit`, default 0).
+    #[arg(long, default_value_t = 0)]
+    pub failure_limit: u32,
     #[command(flatten)]
     pub source: SourceArgs,
     /// Output format.
@@ -98,7 +110,22 @@ pub fn run(a: &BacktestArgs) -> Result<u8, CliError> {
         )));
     }
     let metrics = load_metrics(&a.templates, &given, None)?;
-    let subject = Subject::of(metrics);
+    let subject =
+        match (Subject::of(metrics), a.polls, a.poll_interval) {
+            (Subject::Judge(j), Some(count), Some(interval)) => {
+                Subject::Analysis(vec![backtest::polled_judge(
+                    j,
+                    count,
+                    interval,
+                    a.failure_limit,
+                )])
+            }
+            (Subject::Analysis(_), Some(_), _) => return Err(CliError::usage(
+                "--polls replays a lone Judge spec; an AnalysisTemplate brings its own interval \
+                 and count",
+            )),
+            (s, _, _) => s,
+        };
     let sources = a.source.sources(&a.prometheus)?;
     let plan = Plan {
         from,

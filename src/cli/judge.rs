@@ -5,7 +5,9 @@
 //! `{"canary": [..], "baseline": [..], "canary_counts": {"bad": 12, "total": 10000},
 //!   "baseline_counts": {..}, "confidence": 0.95, "direction": "increase", ...}`.
 //! `null` inside a sample is a missing point (NaN). Counts may be numbers (totals) or arrays
-//! (one entry per interval, oldest first) for the sequential test.
+//! (one entry per interval, oldest first) for the sequential test. A `histogram`
+//! (`{"bounds": [.., "+Inf"], "canary": [[cumulative le counts per step]..], "baseline": ..}`)
+//! is judged request by request with the stratified rank test.
 
 use super::CliError;
 use crate::judge::{classify, MetricConfig, MetricData, MetricJudgement};
@@ -52,7 +54,140 @@ struct CountsInput {
     total: Series,
 }
 
-const DATA_FIELDS: [&str; 4] = ["canary", "baseline", "canary_counts", "baseline_counts"];
+const DATA_FIELDS: [&str; 5] = [
+    "canary",
+    "baseline",
+    "canary_counts",
+    "baseline_counts",
+    "histogram",
+];
+
+/// A histogram metric: bucket bounds and, per step, each variant's cumulative `le` counts
+/// (what `increase(..._bucket[step])` gives), or with `counters: true` the raw counter
+/// readings at each step boundary (one more row than steps; resets handled as Prometheus'
+/// `increase` does).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistogramInput {
+    bounds: Vec<Bound>,
+    canary: Vec<Vec<f64>>,
+    baseline: Vec<Vec<f64>>,
+    #[serde(default)]
+    counters: bool,
+    #[serde(default)]
+    slower_than: Option<f64>,
+}
+
+/// A bucket bound: a number, or `"+Inf"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Bound {
+    Number(f64),
+    Text(String),
+}
+
+fn histogram(v: Value) -> Result<crate::judge::histogram::HistogramData, CliError> {
+    use crate::stats::histogram::{per_bucket, StepBuckets};
+    let h: HistogramInput = from_value(v, "histogram")?;
+    let mut bounds = Vec::with_capacity(h.bounds.len());
+    for (i, b) in h.bounds.iter().enumerate() {
+        let x = match b {
+            Bound::Number(x) => *x,
+            Bound::Text(t) => match crate::source::value_parse_float(t) {
+                Some(x) if !x.is_nan() => x,
+                _ => {
+                    return Err(field_error(
+                        format!("histogram.bounds[{i}]"),
+                        format!("{t:?} is not a bound (a number or \"+Inf\")"),
+                    ))
+                }
+            },
+        };
+        if bounds.last().is_some_and(|p| *p >= x) {
+            return Err(field_error(
+                format!("histogram.bounds[{i}]"),
+                "bounds must be strictly ascending",
+            ));
+        }
+        bounds.push(x);
+    }
+    if bounds.len() < 2 || bounds.last() != Some(&f64::INFINITY) {
+        return Err(field_error(
+            "histogram.bounds",
+            "give at least two bounds, the last \"+Inf\" (as Prometheus' le labels)",
+        ));
+    }
+    if let Some(t) = h.slower_than {
+        if !bounds.contains(&t) {
+            return Err(field_error(
+                "histogram.slower_than",
+                format!("{t} is not one of the bounds"),
+            ));
+        }
+    }
+    let steps = |rows: &[Vec<f64>], side: &str| -> Result<Vec<Vec<f64>>, CliError> {
+        for (k, row) in rows.iter().enumerate() {
+            if row.len() != bounds.len() {
+                return Err(field_error(
+                    format!("histogram.{side}[{k}]"),
+                    format!("{} counts for {} bounds", row.len(), bounds.len()),
+                ));
+            }
+            if let Some(j) = row.iter().position(|c| !c.is_finite() || *c < 0.0) {
+                return Err(field_error(
+                    format!("histogram.{side}[{k}][{j}]"),
+                    if h.counters {
+                        "a counter reading must be a finite number ≥ 0".to_string()
+                    } else {
+                        "a count must be a finite number ≥ 0 (for raw counter readings, where a \
+                         reset makes values drop, set counters: true)"
+                            .to_string()
+                    },
+                ));
+            }
+        }
+        if !h.counters {
+            return Ok(rows.iter().map(|r| per_bucket(r)).collect());
+        }
+        if rows.len() < 2 {
+            return Err(field_error(
+                format!("histogram.{side}"),
+                "counters: true needs at least two readings (one more than steps)",
+            ));
+        }
+        // Each bucket's increase between readings; a drop is a reset, counting the new value.
+        Ok(rows
+            .windows(2)
+            .map(|w| {
+                let inc: Vec<f64> = w[0]
+                    .iter()
+                    .zip(&w[1])
+                    .map(|(a, b)| if b >= a { b - a } else { *b })
+                    .collect();
+                per_bucket(&inc)
+            })
+            .collect())
+    };
+    let (c, b) = (steps(&h.canary, "canary")?, steps(&h.baseline, "baseline")?);
+    if c.len() != b.len() {
+        return Err(field_error(
+            "histogram.baseline",
+            format!("{} steps but canary has {}", b.len(), c.len()),
+        ));
+    }
+    if c.is_empty() {
+        return Err(field_error("histogram.canary", "give at least one step"));
+    }
+    Ok(crate::judge::histogram::HistogramData {
+        bounds,
+        steps: c
+            .into_iter()
+            .zip(b)
+            .map(|(canary, baseline)| StepBuckets { canary, baseline })
+            .collect(),
+        slower_than: h.slower_than,
+    })
+}
 
 fn field_error(path: impl std::fmt::Display, msg: impl std::fmt::Display) -> CliError {
     CliError::usage(format!("{path}: {msg}"))
@@ -164,6 +299,7 @@ pub fn parse_input(text: &str) -> Result<(MetricData, MetricConfig), CliError> {
     let baseline = take("baseline");
     let canary_counts = take("canary_counts");
     let baseline_counts = take("baseline_counts");
+    let histogram_input = take("histogram");
     let cfg: MetricConfig = from_value(Value::Object(std::mem::take(&mut obj)), "")?;
     cfg.validate()
         .map_err(|e| field_error(e.field, e.message))?;
@@ -209,10 +345,13 @@ pub fn parse_input(text: &str) -> Result<(MetricData, MetricConfig), CliError> {
         }
         (None, None) => {}
     }
-    if data.canary.is_none() && data.intervals.is_none() {
+    if let Some(h) = histogram_input {
+        data.histogram = Some(histogram(h)?);
+    }
+    if data.canary.is_none() && data.intervals.is_none() && data.histogram.is_none() {
         return Err(CliError::usage(format!(
             "input: no data — give `canary` and `baseline` samples, `canary_counts` and \
-             `baseline_counts`, or both (fields: {})",
+             `baseline_counts`, a `histogram`, or several (fields: {})",
             DATA_FIELDS.join(", ")
         )));
     }

@@ -81,6 +81,55 @@ pub fn render(j: &MetricJudgement) -> String {
         ]);
         t.add_row(vec!["rate ratio".into(), opt(c.rate_ratio)]);
     }
+    if let Some(h) = &j.histogram {
+        let n = crate::judge::classify::num;
+        t.add_row(vec![
+            "requests (canary / baseline)".into(),
+            format!(
+                "{} / {}",
+                n(h.test.canary_requests),
+                n(h.test.baseline_requests)
+            ),
+        ]);
+        t.add_row(vec![
+            "stratified z, e-value (needed)".into(),
+            format!(
+                "{}, {} ({})",
+                n(h.test.z),
+                n(h.test.log_e_value.exp()),
+                n(h.e_value_threshold)
+            ),
+        ]);
+        t.add_row(vec!["stratified CLES".into(), n(h.test.cles)]);
+        for q in &h.quantiles {
+            t.add_row(vec![
+                format!("p{} canary / baseline", n(q.quantile * 100.0)),
+                format!(
+                    "{} / {} (ratio {})",
+                    opt(q.canary),
+                    opt(q.baseline),
+                    opt(q.ratio)
+                ),
+            ]);
+        }
+        if let Some(slow) = &h.slow {
+            t.add_row(vec![
+                format!(
+                    "slower than {}: anytime-valid p",
+                    h.slower_than.map_or("?".into(), n)
+                ),
+                n(slow.sequential_p_value),
+            ]);
+        }
+    }
+    if let Some(sh) = &j.share {
+        let n = crate::judge::classify::num;
+        t.add_row(vec![
+            "canary share (expected)".into(),
+            format!("{} ({})", opt(sh.observed), n(sh.expected)),
+        ]);
+        t.add_row(vec!["share anytime-valid p".into(), n(sh.p_value)]);
+    }
     out.push_str(&t.to_string());
     out
 }

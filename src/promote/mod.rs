@@ -77,6 +77,10 @@ pub struct Progress {
     pub updated_at: String,
     /// Phase of each analysis so far, oldest first.
     pub verdicts: Vec<String>,
+    /// When the current weight was set (RFC 3339): the start of the analyses that follow it,
+    /// so a resumed promotion judges the same sequence of steps, not a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_set_at: Option<String>,
 }
 
 /// How a promotion ended.
@@ -273,6 +277,7 @@ impl Promotion {
             started_at: now(),
             updated_at: now(),
             verdicts: Vec::new(),
+            weight_set_at: None,
         }
     }
 
@@ -371,6 +376,7 @@ impl Promotion {
                     p.step = i;
                     p.weight = *w;
                     p.updated_at = now();
+                    p.weight_set_at = Some(p.updated_at.clone());
                     if let Err(e) = self.record(Some(*w), &p).await {
                         let reason = format!("could not set weight {w}: {e}");
                         let outcome = match (self.rollback(&mut p).await, &e) {
@@ -414,8 +420,14 @@ impl Promotion {
                         Some(m) if !m.is_empty() => m,
                         _ => continue,
                     };
+                    let since = p
+                        .weight_set_at
+                        .as_deref()
+                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                        .map(|t| t.with_timezone(&chrono::Utc));
                     let options = RunOptions {
                         once: self.analysis_once,
+                        since,
                         ..RunOptions::default()
                     };
                     let report = {
