@@ -261,3 +261,82 @@ async fn conflicts_and_api_errors_during_a_promotion_are_survived() {
         "was here"
     );
 }
+
+/// A promotion killed right after setting 50 %, rerun: its Judge analysis judges the steps
+/// from the moment 50 % was set (kept in the annotation), not from the rerun — the same
+/// sequence, no restart, no skipped analysis. The Judge's range queries start there.
+#[tokio::test]
+async fn a_resumed_promotion_judges_from_when_the_weight_was_set() {
+    let prom = common::http::Server::start(|r| {
+        let kind = if r.target.contains("query_range") {
+            "matrix"
+        } else {
+            "vector"
+        };
+        common::http::Reply::json(
+            200,
+            &format!(r#"{{"status":"success","data":{{"resultType":"{kind}","result":[]}}}}"#),
+        )
+    });
+    let (kube, dir) = (FakeKube::start().await, tempfile::tempdir().unwrap());
+    let set_at = chrono::Utc::now() - chrono::Duration::minutes(7);
+    let set_at = chrono::DateTime::from_timestamp(set_at.timestamp() / 30 * 30 + 7, 0).unwrap();
+    let mut crashed = vs();
+    crashed["spec"]["http"][0]["route"][0]["weight"] = json!(50);
+    crashed["spec"]["http"][0]["route"][1]["weight"] = json!(50);
+    crashed["metadata"]["annotations"] = json!({"canary-engine.io/promotion": serde_json::to_string(&json!({
+        "id": "reviews-v2", "phase": "progressing", "step": 2, "analyzed_through": 1, "weight": 50,
+        "started_at": "2026-11-22T10:00:00Z", "updated_at": "2026-11-22T10:01:00Z",
+        "verdicts": ["Successful"], "weight_set_at": set_at.to_rfc3339()})).unwrap()});
+    kube.put(crashed);
+    let text = std::fs::read_to_string(common::project_path(
+        "analysis-templates/judge-istio-golden-signals.yaml",
+    ))
+    .unwrap();
+    let spec = template::judge_spec::parse_str("g.yaml", &text)
+        .unwrap()
+        .remove(0);
+    let args: BTreeMap<String, String> = [
+        ("service", "reviews"),
+        ("namespace", "prod"),
+        ("canary_hash", "c"),
+        ("stable_hash", "s"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let mut p = promotion(&kube, &dir, "q_good");
+    p.analyses = vec![vec![template::judge_metric(spec, args, None)]];
+    p.sources = Sources::live(canary_engine::source::PrometheusConfig {
+        url: Some(prom.url.clone()),
+        ..Default::default()
+    })
+    .unwrap();
+    let report = p.run(never(), false, &mut |_| {}).await;
+    // No traffic at all since the weight was set: inconclusive, never a pass — paused.
+    assert_eq!(report.outcome, Outcome::Paused, "{:?}", report.events);
+    let starts: Vec<String> = prom
+        .seen()
+        .iter()
+        .filter(|r| r.target.contains("query_range"))
+        .filter_map(|r| {
+            r.body
+                .split('&')
+                .chain(r.target.split(['?', '&']))
+                .find_map(|kv| kv.strip_prefix("start=").map(str::to_string))
+        })
+        .collect();
+    assert!(!starts.is_empty(), "the Judge asked Prometheus for ranges");
+    // Counters need the sample one step before the first judged step: set_at floored to the
+    // 30 s step, minus 30 s. Every v2 metric is anchored, so every range starts there.
+    let want = (set_at.timestamp() / 30 * 30 - 30).to_string();
+    for s in &starts {
+        let s = s.split('.').next().unwrap();
+        assert_eq!(s, want, "range start {s} vs the step's start {want}");
+    }
+    let progress = progress_of(&kube.object("prod", "reviews").unwrap()).unwrap();
+    assert_eq!(
+        progress.weight_set_at.as_deref(),
+        Some(set_at.to_rfc3339().as_str())
+    );
+}
