@@ -498,6 +498,8 @@ struct AnalysisDoc<'a> {
     report: String,
     judge: &'a str,
     window: Window<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    anchor: Option<&'a crate::judging::Anchor>,
     args: &'a BTreeMap<String, String>,
 }
 
@@ -522,6 +524,7 @@ fn json_response(s: &Stored) -> Response {
             start: &j.window_start,
             end: &j.window_end,
         },
+        anchor: j.anchor.as_ref(),
         args: &j.args,
     };
     match serde_json::to_vec(&doc) {
