@@ -231,6 +231,13 @@ fn histogram_input_is_judged_request_by_request() {
     assert_eq!(p50["quantile"], 0.5);
     assert!(p50["ratio"].as_f64().unwrap() > 1.1, "{p50}");
     assert!(h["e_value_threshold"].as_f64().unwrap() > 100.0);
+    let shift = &v["evidence"][0];
+    assert_eq!(
+        (shift["test"].as_str(), shift["state"].as_str()),
+        (Some("latency shift"), Some("decided")),
+        "{v}"
+    );
+    assert!(shift["e_value"].as_f64().unwrap() >= shift["threshold"].as_f64().unwrap());
     // The table shows the same numbers for people.
     let t = canary(
         &[

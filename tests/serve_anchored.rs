@@ -171,9 +171,38 @@ fn five_polls_extend_one_sequence_and_any_replica_answers_the_same() {
                 hq["test"][key]
             );
         }
-        // The always-valid p-value only ever falls: later polls keep the earlier evidence.
+        // The always-valid p-value only ever falls: later polls keep the earlier evidence, and
+        // every test's e-value only grows toward its threshold.
         assert!(hq["test"]["p_value"].as_f64() <= hp["test"]["p_value"].as_f64());
+        for (mp, mq) in p["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(q["metrics"].as_array().unwrap())
+        {
+            let (ep, eq) = (
+                mp["evidence"].as_array().unwrap(),
+                mq["evidence"].as_array().unwrap(),
+            );
+            assert!(!ep.is_empty() && ep.len() == eq.len(), "{mp}");
+            for (a, b) in ep.iter().zip(eq) {
+                assert_eq!(a["test"], b["test"]);
+                assert!(b["e_value"].as_f64() >= a["e_value"].as_f64(), "{a} → {b}");
+                assert_eq!(a["threshold"], b["threshold"]);
+            }
+        }
     }
     let last = &polls[4];
     assert_eq!(last["verdict"], "pass", "{last}");
+    let states: Vec<&Value> = last["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| m["evidence"].as_array().unwrap())
+        .map(|e| &e["state"])
+        .collect();
+    assert!(
+        states.iter().all(|s| *s == "not_yet"),
+        "a healthy canary: not yet, {states:?}"
+    );
 }

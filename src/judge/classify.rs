@@ -158,6 +158,53 @@ pub struct MetricJudgement {
     /// The canary's share of requests against the share it should have.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub share: Option<ShareResult>,
+    /// Each anytime-valid test's evidence so far against its share of the budget: "not yet"
+    /// versus "no".
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<Evidence>,
+}
+
+/// An anytime-valid test's evidence over every look since the analysis started.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evidence {
+    /// Which test: `errors`, `latency shift`, `slower than 500`, `traffic share`.
+    pub test: String,
+    /// Always-valid p-value so far (it only falls as looks go on).
+    pub p_value: f64,
+    /// The e-value so far, `1 / p_value`: how many times likelier the data are under the
+    /// alternatives than under "no regression".
+    pub e_value: f64,
+    /// The e-value that decides: `1 / alpha`.
+    pub threshold: f64,
+    /// This test's share of the analysis's false-alarm budget.
+    pub alpha: f64,
+    /// How many times the evidence must still grow to decide (1 once decided).
+    pub needed: f64,
+    /// `decided` (the test rejected: with the effect past its threshold, the metric fails)
+    /// or `not_yet`.
+    pub state: &'static str,
+}
+
+impl Evidence {
+    /// Evidence of a test from its always-valid p-value and its budget.
+    pub fn new(test: impl Into<String>, p_value: f64, alpha: f64) -> Evidence {
+        let e = if p_value > 0.0 {
+            1.0 / p_value
+        } else {
+            f64::INFINITY
+        };
+        let threshold = 1.0 / alpha;
+        let decided = p_value < alpha;
+        Evidence {
+            test: test.into(),
+            p_value,
+            e_value: e,
+            threshold,
+            alpha,
+            needed: if decided { 1.0 } else { threshold / e },
+            state: if decided { "decided" } else { "not_yet" },
+        }
+    }
 }
 
 /// Four significant digits, for reasons a person reads.
@@ -459,6 +506,13 @@ fn tail_check(cfg: &MetricConfig, x: &[f64], y: &[f64]) -> TailCheck {
 
 fn judge_counts(cfg: &MetricConfig, intervals: &[Interval], out: &mut MetricJudgement) -> Part {
     let (part, result) = count_part(cfg, intervals, "canary fails more often", cfg.effect_gate());
+    if cfg.count_test == CountTest::Sequential {
+        out.evidence.push(Evidence::new(
+            "errors",
+            result.sequential_p_value,
+            cfg.budget(),
+        ));
+    }
     out.counts = Some(result);
     part
 }
@@ -571,6 +625,7 @@ pub fn classify(cfg: &MetricConfig, data: &MetricData) -> MetricJudgement {
         samples: None,
         histogram: None,
         share: None,
+        evidence: Vec::new(),
     };
     let mut parts = Vec::new();
     if let Some(h) = &data.histogram {

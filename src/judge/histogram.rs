@@ -235,6 +235,11 @@ pub(crate) fn judge_histogram(
             } else {
                 slow_reason = Some(format!("tail: {}", part.reasons.join("; ")));
             }
+            out.evidence.push(super::classify::Evidence::new(
+                format!("slower than {}", num(t)),
+                result.sequential_p_value,
+                alpha,
+            ));
             slow = Some(result);
         }
     }
@@ -250,6 +255,18 @@ pub(crate) fn judge_histogram(
             ));
         }
     }
+    out.evidence.insert(
+        0,
+        super::classify::Evidence::new(
+            "latency shift",
+            if cfg.direction.flags_increase() {
+                test.p_value
+            } else {
+                test.p_value_down
+            },
+            alpha,
+        ),
+    );
     out.histogram = Some(HistogramResult {
         e_value_threshold: 1.0 / alpha,
         test,

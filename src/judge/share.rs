@@ -95,6 +95,8 @@ pub(crate) fn judge_share(cfg: &MetricConfig, data: &ShareData, out: &mut Metric
     let ratio = observed.map(|o| o / data.expected);
     let (log_e, p) = share_test(&data.canary, &data.baseline, data.expected);
     let allowed = cfg.effect.allowed_decrease.unwrap_or(0.5);
+    out.evidence
+        .push(super::classify::Evidence::new("traffic share", p, alpha));
     out.share = Some(ShareResult {
         expected: data.expected,
         observed,

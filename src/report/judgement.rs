@@ -44,8 +44,17 @@ pub fn section(j: &Judgement) -> String {
             .collect();
         out.push_str(&format!("<p class=\"meta\">args {}</p>", args.join(" ")));
     }
+    if let Some(a) = &j.anchor {
+        out.push_str(&format!(
+            "<p class=\"meta\">analysis from {} ({:?}), {} steps</p>",
+            esc(&a.start),
+            a.source,
+            a.steps
+        ));
+    }
     if !j.metrics.is_empty() {
         out.push_str(&metrics_table(&j.metrics));
+        out.push_str(&evidence_table(&j.metrics));
         let decided = unix(&j.window_end);
         for m in &j.metrics {
             out.push_str(&metric_charts(m, decided));
@@ -90,6 +99,39 @@ fn metrics_table(metrics: &[MetricOutcome]) -> String {
     }
     out.push_str("</table>");
     out
+}
+
+/// Each anytime-valid test's evidence against its share of the budget: "not yet" or "no".
+fn evidence_table(metrics: &[MetricOutcome]) -> String {
+    let rows: Vec<String> = metrics
+        .iter()
+        .flat_map(|m| m.judgement.evidence.iter().map(move |e| (m, e)))
+        .map(|(m, e)| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+                 <td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+                esc(&m.name),
+                esc(&e.test),
+                num(Some(e.e_value)),
+                num(Some(e.threshold)),
+                num(Some(e.alpha)),
+                num(Some(e.needed)),
+                if e.state == "decided" {
+                    "decided"
+                } else {
+                    "not yet"
+                }
+            )
+        })
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    format!(
+        "<h2>Evidence so far</h2><table><tr><th>metric</th><th>test</th><th>e-value</th>\
+         <th>needed to decide</th><th>budget α</th><th>still ×</th><th>state</th></tr>{}</table>",
+        rows.join("")
+    )
 }
 
 fn metric_charts(m: &MetricOutcome, decided: Option<f64>) -> String {
