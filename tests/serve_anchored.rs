@@ -40,7 +40,7 @@ fn openmetrics(start: i64, end: i64, canary_from: i64) -> String {
                 let n: u64 = (0..shape.len())
                     .map(|j| (shape[j] + (k * 7 + j as u64 * 3) % 3) * scale)
                     .sum();
-                bad += u64::from(k % 10 == 0) * scale;
+                bad += u64::from(k.is_multiple_of(10)) * scale;
                 ok += n;
                 k += 1;
             }
