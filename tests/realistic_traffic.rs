@@ -521,3 +521,81 @@ fn prometheus_path_agrees() {
         "{checked} {failed_runs}"
     );
 }
+
+/// A promotion judges three analyses (10 %, 30 %, 50 % weight; 5 polls each). Each step is
+/// its own anchored sequence, so the per-promotion false-fail bound is the sum of the steps'
+/// budgets: the shipped spec (1 % per analysis) can reach ~3 %, and the same spec with its
+/// budget divided by the steps (`budget.alpha` 0.0033) keeps a promotion at ≤ 1 %. The
+/// Kayenta-compatible sliding-window judge is shown beside them. Detection is per promotion:
+/// any step's analysis failing rolls it back.
+#[test]
+fn promotion_figures() {
+    let shipped = load("analysis-templates/judge-istio-golden-signals.yaml");
+    let mut per_step = shipped.clone();
+    for m in &mut per_step.metrics {
+        m.config.alpha = m.config.alpha.map(|a| a / 3.0);
+    }
+    let n: usize = std::env::var("CANARY_SIM_PROMOTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(400);
+    let weights = [0.10, 0.30, 0.50];
+    let kayenta = load("analysis-templates/judge-istio-kayenta-compatible.yaml");
+    let promote = |spec: &JudgeSpec, s: &Scenario, seed: u64, i: usize| -> bool {
+        weights.iter().enumerate().any(|(k, &w)| {
+            let step = Scenario {
+                weight: w,
+                ..s.clone()
+            };
+            let steps = traffic::analysis(&step, seed, i * 3 + k);
+            let judge = |st: &[Step]| {
+                if spec.name == kayenta.name {
+                    judge_kayenta(spec, st)
+                } else {
+                    judge_v2(spec, st, w)
+                }
+            };
+            polls(&steps, judge).contains(&Verdict::Fail)
+        })
+    };
+    let healthy = Scenario::healthy("healthy", 100.0, 0.1);
+    let errors = Scenario {
+        errors: 2.0,
+        ..Scenario::healthy("errors ×2", 100.0, 0.1)
+    };
+    let latency = Scenario {
+        latency: 1.3,
+        ..Scenario::healthy("latency ×1.3", 100.0, 0.1)
+    };
+    let rate = |spec: &JudgeSpec, s: &Scenario, seed: u64, n: usize| -> usize {
+        (0..n).filter(|&i| promote(spec, s, seed, i)).count()
+    };
+    let pct = |k: usize, n: usize| format!("{:.1} %", k as f64 / n as f64 * 100.0);
+    let mut lines = Vec::new();
+    for (name, spec) in [
+        ("v2 shipped (1 % per analysis)", &shipped),
+        ("v2, budget ÷ 3 steps", &per_step),
+        ("Kayenta-compatible (sliding window)", &kayenta),
+    ] {
+        let fa = rate(spec, &healthy, 0xfa1, n);
+        let e2 = rate(spec, &errors, 0xe2, 200);
+        let l13 = rate(spec, &latency, 0x113, 100);
+        let line = format!(
+            "| {name} | {} of {n} healthy promotions rolled back ({}, 95 % ≤ {}) | errors ×2 caught in {} | latency ×1.3 in {} |",
+            fa,
+            pct(fa, n),
+            format!("{:.1} %", upper95(fa, n) * 100.0),
+            pct(e2, 200),
+            pct(l13, 100),
+        );
+        println!("{line}");
+        lines.push((name, fa, e2, l13));
+    }
+    let (_, fa, e2, l13) = lines[1];
+    assert!(fa as f64 / n as f64 <= 0.01, "budget ÷ 3: {fa} of {n}");
+    assert!(
+        e2 >= 140,
+        "errors ×2 per promotion at budget ÷ 3: {e2} of 200"
+    );
+    assert_eq!(l13, 100);
+}
