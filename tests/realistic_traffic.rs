@@ -580,11 +580,12 @@ fn promotion_figures() {
         let fa = rate(spec, &healthy, 0xfa1, n);
         let e2 = rate(spec, &errors, 0xe2, 200);
         let l13 = rate(spec, &latency, 0x113, 100);
+        let bound = format!("{:.1} %", upper95(fa, n) * 100.0);
         let line = format!(
             "| {name} | {} of {n} healthy promotions rolled back ({}, 95 % ≤ {}) | errors ×2 caught in {} | latency ×1.3 in {} |",
             fa,
             pct(fa, n),
-            format!("{:.1} %", upper95(fa, n) * 100.0),
+            bound,
             pct(e2, 200),
             pct(l13, 100),
         );
