@@ -260,6 +260,20 @@ pub(super) fn fetch(
     })
 }
 
+/// The steps either variant has data for, ending after `anchor`.
+fn steps_after<V>(
+    canary: &BTreeMap<i64, V>,
+    baseline: &BTreeMap<i64, V>,
+    anchor: i64,
+) -> std::collections::BTreeSet<i64> {
+    canary
+        .keys()
+        .chain(baseline.keys())
+        .copied()
+        .filter(|t| *t > anchor)
+        .collect()
+}
+
 impl Fetched {
     /// The first step (unix seconds) in which the canary had requests.
     pub(super) fn first_canary_traffic(&self) -> Option<i64> {
@@ -396,12 +410,7 @@ impl Fetched {
                 baseline,
                 slower_than,
             } => {
-                let times: std::collections::BTreeSet<i64> = canary
-                    .keys()
-                    .chain(baseline.keys())
-                    .copied()
-                    .filter(after)
-                    .collect();
+                let times = steps_after(&canary, &baseline, anchor);
                 let zero = vec![0.0; bounds.len()];
                 let steps: Vec<StepBuckets> = times
                     .iter()
@@ -437,12 +446,7 @@ impl Fetched {
                 baseline,
                 expected,
             } => {
-                let times: std::collections::BTreeSet<i64> = canary
-                    .keys()
-                    .chain(baseline.keys())
-                    .copied()
-                    .filter(after)
-                    .collect();
+                let times = steps_after(&canary, &baseline, anchor);
                 let get = |s: &Steps, t: &i64| s.get(t).copied().unwrap_or(0.0);
                 let data = ShareData {
                     canary: times.iter().map(|t| get(&canary, t)).collect(),
