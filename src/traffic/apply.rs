@@ -190,8 +190,7 @@ impl Applier {
             match self
                 .call(
                     "update",
-                    self.api
-                        .replace(&self.target.name, &PostParams::default(), &obj),
+                    self.api.replace(&self.target.name, &write_params(), &obj),
                 )
                 .await
             {
@@ -219,6 +218,16 @@ impl Applier {
             seconds: start.elapsed().as_secs_f64(),
             last,
         })
+    }
+}
+
+/// The field manager our writes are recorded under in `managedFields`.
+pub const FIELD_MANAGER: &str = "canary-engine";
+
+fn write_params() -> PostParams {
+    PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PostParams::default()
     }
 }
 

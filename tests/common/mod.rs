@@ -34,6 +34,8 @@ pub fn rel_close(a: f64, b: f64, tol: f64) -> bool {
 }
 pub mod http;
 pub mod judge_data;
+pub mod kube_proxy;
+pub mod kube_server;
 pub mod prom;
 pub mod promotion;
 pub mod serve;
