@@ -1,4 +1,5 @@
-//! `promote` against the fake Kubernetes API through the real `kube` client, with analyses
+//! `promote` against a real Kubernetes API server (through a fault proxy) with the real
+//! `kube` client, with analyses
 //! answered from a snapshot: promotion, rollback, pause, crash-resume, abort, interruption.
 
 mod common;
@@ -16,7 +17,7 @@ use canary_engine::source::{QueryValue, Sources};
 use canary_engine::template;
 use canary_engine::traffic::apply::{Applier, VirtualServiceRef};
 use canary_engine::traffic::current_weights;
-use canary_engine::traffic::fake_kube::{FakeKube, Fault};
+use common::kube_proxy::{Fault, TestKube};
 use serde_json::json;
 
 /// Snapshot answers: q_good 0.99, q_bad 0.1, q_meh 0.7.
@@ -52,11 +53,11 @@ fn analysis(query: &str) -> Vec<template::ResolvedMetric> {
     .unwrap()
 }
 
-fn promotion(kube: &FakeKube, dir: &tempfile::TempDir, query: &str) -> Promotion {
+fn promotion(kube: &TestKube, dir: &tempfile::TempDir, query: &str) -> Promotion {
     let mut applier = Applier::new(
         kube.client(),
         VirtualServiceRef {
-            namespace: "prod".into(),
+            namespace: kube.ns.clone(),
             name: "reviews".into(),
             version: "v1".into(),
         },
@@ -76,15 +77,13 @@ fn promotion(kube: &FakeKube, dir: &tempfile::TempDir, query: &str) -> Promotion
     }
 }
 
-fn weights(kube: &FakeKube) -> (i64, i64) {
-    let w = current_weights(&kube.object("prod", "reviews").unwrap(), &target()).unwrap();
+async fn weights(kube: &TestKube) -> (i64, i64) {
+    let w = current_weights(&kube.object().await.unwrap(), &target()).unwrap();
     (w[0].canary, w[0].stable)
 }
 
-fn phase(kube: &FakeKube) -> String {
-    progress_of(&kube.object("prod", "reviews").unwrap())
-        .unwrap()
-        .phase
+async fn phase(kube: &TestKube) -> String {
+    progress_of(&kube.object().await.unwrap()).unwrap().phase
 }
 
 fn never() -> impl std::future::Future<Output = ()> {
@@ -93,8 +92,9 @@ fn never() -> impl std::future::Future<Output = ()> {
 
 #[tokio::test]
 async fn a_healthy_canary_is_promoted_step_by_step() {
-    let (kube, dir) = (FakeKube::start().await, tempfile::tempdir().unwrap());
-    kube.put(vs());
+    let (kube, dir) = (TestKube::start().await, tempfile::tempdir().unwrap());
+    let Some(kube) = kube else { return };
+    kube.put(vs()).await;
     let mut seen = Vec::new();
     let report = promotion(&kube, &dir, "q_good")
         .run(never(), false, &mut |e| {
@@ -102,8 +102,8 @@ async fn a_healthy_canary_is_promoted_step_by_step() {
         })
         .await;
     assert_eq!(report.outcome, Outcome::Promoted, "{}", report.reason);
-    assert_eq!(weights(&kube), (100, 0));
-    assert_eq!(phase(&kube), "promoted");
+    assert_eq!(weights(&kube).await, (100, 0));
+    assert_eq!(phase(&kube).await, "promoted");
     let kinds: Vec<&str> = seen.iter().map(|e| e["event"].as_str().unwrap()).collect();
     assert_eq!(kinds.first(), Some(&"deployment.started"));
     assert_eq!(
@@ -113,7 +113,7 @@ async fn a_healthy_canary_is_promoted_step_by_step() {
     assert_eq!(kinds.last(), Some(&"deployment.promoted"));
     // Every other field is untouched.
     assert_eq!(
-        kube.object("prod", "reviews").unwrap()["spec"]["http"][0]["timeout"],
+        kube.object().await.unwrap()["spec"]["http"][0]["timeout"],
         "5s"
     );
     // Rerunning the same command does nothing more.
@@ -130,15 +130,16 @@ async fn a_healthy_canary_is_promoted_step_by_step() {
 
 #[tokio::test]
 async fn a_failed_analysis_rolls_back_at_the_first_step() {
-    let (kube, dir) = (FakeKube::start().await, tempfile::tempdir().unwrap());
-    kube.put(vs());
+    let (kube, dir) = (TestKube::start().await, tempfile::tempdir().unwrap());
+    let Some(kube) = kube else { return };
+    kube.put(vs()).await;
     let report = promotion(&kube, &dir, "q_bad")
         .run(never(), false, &mut |_| {})
         .await;
     assert_eq!(report.outcome, Outcome::RolledBack);
     assert_eq!(report.outcome.exit_code(), 1);
-    assert_eq!(weights(&kube), (0, 100));
-    assert_eq!(phase(&kube), "rolled_back");
+    assert_eq!(weights(&kube).await, (0, 100));
+    assert_eq!(phase(&kube).await, "rolled_back");
     assert!(
         report.reason.contains("analysis Failed at step 1"),
         "{}",
@@ -152,8 +153,9 @@ async fn a_failed_analysis_rolls_back_at_the_first_step() {
 
 #[tokio::test]
 async fn an_inconclusive_analysis_pauses_or_rolls_back() {
-    let (kube, dir) = (FakeKube::start().await, tempfile::tempdir().unwrap());
-    kube.put(vs());
+    let (kube, dir) = (TestKube::start().await, tempfile::tempdir().unwrap());
+    let Some(kube) = kube else { return };
+    kube.put(vs()).await;
     let report = promotion(&kube, &dir, "q_meh")
         .run(never(), false, &mut |_| {})
         .await;
@@ -162,26 +164,28 @@ async fn an_inconclusive_analysis_pauses_or_rolls_back() {
         (Outcome::Paused, 2)
     );
     assert_eq!(
-        weights(&kube),
+        weights(&kube).await,
         (10, 90),
         "left at the step's weight for a human"
     );
-    assert_eq!(phase(&kube), "paused");
+    assert_eq!(phase(&kube).await, "paused");
 
-    let (kube, dir) = (FakeKube::start().await, tempfile::tempdir().unwrap());
-    kube.put(vs());
+    let (kube, dir) = (TestKube::start().await, tempfile::tempdir().unwrap());
+    let Some(kube) = kube else { return };
+    kube.put(vs()).await;
     let mut p = promotion(&kube, &dir, "q_meh");
     p.on_inconclusive = OnInconclusive::Rollback;
     assert_eq!(
         p.run(never(), false, &mut |_| {}).await.outcome,
         Outcome::RolledBack
     );
-    assert_eq!(weights(&kube), (0, 100));
+    assert_eq!(weights(&kube).await, (0, 100));
 }
 
 #[tokio::test]
 async fn a_crashed_promotion_resumes_and_never_skips_an_analysis() {
-    let (kube, dir) = (FakeKube::start().await, tempfile::tempdir().unwrap());
+    let (kube, dir) = (TestKube::start().await, tempfile::tempdir().unwrap());
+    let Some(kube) = kube else { return };
     // As left by a run killed right after setting 50 %: steps 0 (10 %) and 1 (its analysis)
     // done, step 2 (setWeight 50) applied, step 3 (its analysis) not recorded.
     let mut crashed = vs();
@@ -190,7 +194,7 @@ async fn a_crashed_promotion_resumes_and_never_skips_an_analysis() {
     crashed["metadata"]["annotations"] = json!({"canary-engine.io/promotion": serde_json::to_string(&json!({
         "id": "reviews-v2", "phase": "progressing", "step": 2, "analyzed_through": 1, "weight": 50,
         "started_at": "2026-11-22T10:00:00Z", "updated_at": "2026-11-22T10:01:00Z", "verdicts": ["Successful"]})).unwrap()});
-    kube.put(crashed);
+    kube.put(crashed).await;
     let report = promotion(&kube, &dir, "q_good")
         .run(never(), false, &mut |_| {})
         .await;
@@ -215,13 +219,14 @@ async fn a_crashed_promotion_resumes_and_never_skips_an_analysis() {
             ..
         }
     ));
-    assert_eq!(weights(&kube), (100, 0));
+    assert_eq!(weights(&kube).await, (100, 0));
 }
 
 #[tokio::test]
 async fn abort_and_interrupt_roll_back() {
-    let (kube, dir) = (FakeKube::start().await, tempfile::tempdir().unwrap());
-    kube.put(vs());
+    let (kube, dir) = (TestKube::start().await, tempfile::tempdir().unwrap());
+    let Some(kube) = kube else { return };
+    kube.put(vs()).await;
     let mut p = promotion(&kube, &dir, "q_good");
     p.steps = vec![
         Step::SetWeight(10),
@@ -231,33 +236,34 @@ async fn abort_and_interrupt_roll_back() {
     let interrupt = tokio::time::sleep(Duration::from_millis(300));
     let report = p.run(interrupt, false, &mut |_| {}).await;
     assert_eq!(report.outcome, Outcome::RolledBack, "{}", report.reason);
-    assert_eq!(weights(&kube), (0, 100));
+    assert_eq!(weights(&kube).await, (0, 100));
 
-    kube.put(vs());
+    kube.put(vs()).await;
     let interrupt = tokio::time::sleep(Duration::from_millis(300));
     let report = p.run(interrupt, true, &mut |_| {}).await;
     assert_eq!(report.outcome, Outcome::Paused);
-    assert_eq!(weights(&kube), (10, 90));
+    assert_eq!(weights(&kube).await, (10, 90));
 
     let report = p.abort().await;
     assert_eq!(report.outcome, Outcome::RolledBack);
-    assert_eq!(weights(&kube), (0, 100));
-    assert_eq!(phase(&kube), "rolled_back");
+    assert_eq!(weights(&kube).await, (0, 100));
+    assert_eq!(phase(&kube).await, "rolled_back");
 }
 
 #[tokio::test]
 async fn conflicts_and_api_errors_during_a_promotion_are_survived() {
-    let (kube, dir) = (FakeKube::start().await, tempfile::tempdir().unwrap());
-    kube.put(vs());
+    let (kube, dir) = (TestKube::start().await, tempfile::tempdir().unwrap());
+    let Some(kube) = kube else { return };
+    kube.put(vs()).await;
     kube.fault(Fault::ConcurrentWrite);
     kube.fault(Fault::Status(503));
     let report = promotion(&kube, &dir, "q_good")
         .run(never(), false, &mut |_| {})
         .await;
     assert_eq!(report.outcome, Outcome::Promoted, "{}", report.reason);
-    assert_eq!(weights(&kube), (100, 0));
+    assert_eq!(weights(&kube).await, (100, 0));
     assert_eq!(
-        kube.object("prod", "reviews").unwrap()["metadata"]["annotations"]["other-writer"],
+        kube.object().await.unwrap()["metadata"]["annotations"]["other-writer"],
         "was here"
     );
 }
@@ -278,7 +284,8 @@ async fn a_resumed_promotion_judges_from_when_the_weight_was_set() {
             &format!(r#"{{"status":"success","data":{{"resultType":"{kind}","result":[]}}}}"#),
         )
     });
-    let (kube, dir) = (FakeKube::start().await, tempfile::tempdir().unwrap());
+    let (kube, dir) = (TestKube::start().await, tempfile::tempdir().unwrap());
+    let Some(kube) = kube else { return };
     let set_at = chrono::Utc::now() - chrono::Duration::minutes(7);
     let set_at = chrono::DateTime::from_timestamp(set_at.timestamp() / 30 * 30 + 7, 0).unwrap();
     let mut crashed = vs();
@@ -288,7 +295,7 @@ async fn a_resumed_promotion_judges_from_when_the_weight_was_set() {
         "id": "reviews-v2", "phase": "progressing", "step": 2, "analyzed_through": 1, "weight": 50,
         "started_at": "2026-11-22T10:00:00Z", "updated_at": "2026-11-22T10:01:00Z",
         "verdicts": ["Successful"], "weight_set_at": set_at.to_rfc3339()})).unwrap()});
-    kube.put(crashed);
+    kube.put(crashed).await;
     let text = std::fs::read_to_string(common::project_path(
         "analysis-templates/judge-istio-golden-signals.yaml",
     ))
@@ -334,7 +341,7 @@ async fn a_resumed_promotion_judges_from_when_the_weight_was_set() {
         let s = s.split('.').next().unwrap();
         assert_eq!(s, want, "range start {s} vs the step's start {want}");
     }
-    let progress = progress_of(&kube.object("prod", "reviews").unwrap()).unwrap();
+    let progress = progress_of(&kube.object().await.unwrap()).unwrap();
     assert_eq!(
         progress.weight_set_at.as_deref(),
         Some(set_at.to_rfc3339().as_str())

@@ -1,5 +1,5 @@
-//! `canary promote` as a process, against the fake Kubernetes API reached through a
-//! kubeconfig (the real `kube` client, as kubectl would find it): signals, kill -9 at random
+//! `canary promote` as a process, against a real Kubernetes API server (`tests/kube-apiserver`)
+//! reached through its kubeconfig — TLS, a bearer token, as kubectl would find it: signals, kill -9 at random
 //! moments then rerun, a Rollout manifest's steps and background analysis, Judge specs as
 //! analyses, a missing VirtualService, and `canary audit` over the ledger.
 
@@ -14,21 +14,21 @@ use std::time::{Duration, Instant};
 use canary_engine::source::snapshot::Entry;
 use canary_engine::source::{QueryValue, Series};
 use canary_engine::traffic::current_weights;
-use canary_engine::traffic::fake_kube::FakeKube;
+use common::kube_proxy::TestKube;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Uniform};
 use serde_json::Value;
 
 /// (stable, canary) weights of the stored VirtualService.
-fn weights(kube: &FakeKube) -> (i64, i64) {
-    let o = kube.object("prod", "reviews").expect("stored");
+async fn weights(kube: &TestKube) -> (i64, i64) {
+    let o = kube.object().await.expect("stored");
     let w = current_weights(&o, &target()).expect("managed route");
     (w[0].stable, w[0].canary)
 }
 
-fn progress_phase(kube: &FakeKube) -> String {
-    let o = kube.object("prod", "reviews").expect("stored");
+async fn progress_phase(kube: &TestKube) -> String {
+    let o = kube.object().await.expect("stored");
     canary_engine::promote::progress_of(&o)
         .map(|p| p.phase)
         .unwrap_or_default()
@@ -36,7 +36,8 @@ fn progress_phase(kube: &FakeKube) -> String {
 
 struct Env {
     dir: tempfile::TempDir,
-    kube: FakeKube,
+    kube: TestKube,
+    kubeconfig: PathBuf,
 }
 
 fn entry(key: &str, value: QueryValue) -> String {
@@ -63,18 +64,12 @@ fn series(values: impl Iterator<Item = f64>) -> QueryValue {
 }
 
 impl Env {
-    async fn new() -> Env {
+    /// `None` (announced loudly) without Go.
+    async fn new() -> Option<Env> {
         let dir = tempfile::tempdir().unwrap();
-        let kube = FakeKube::start().await;
-        kube.put(vs());
-        std::fs::write(
-            dir.path().join("kubeconfig"),
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: \"{}\"}}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: c\n  context: {{cluster: fake, user: u}}\ncurrent-context: c\n",
-                kube.url
-            ),
-        )
-        .unwrap();
+        let kube = TestKube::start().await?;
+        let kubeconfig = common::kube_server::server()?.kubeconfig.clone();
+        kube.put(vs()).await;
         // Scalar answers for the AnalysisTemplates, and latency series for the Judge: the
         // `good` canary (hash c) matches the baseline (hash s), the `slow` one is twice as slow.
         let mut snap = String::new();
@@ -122,7 +117,19 @@ impl Env {
             "kind: Judge\nname: latency-judge\nargs: [canary_hash, stable_hash]\nwindow: 10m\nstep: 30s\nmetrics:\n- name: latency\n  query: latency_ms{h=\"{{variant.hash}}\"}\n",
         )
         .unwrap();
-        Env { dir, kube }
+        Some(Env {
+            dir,
+            kube,
+            kubeconfig,
+        })
+    }
+
+    /// `prod/x` in an argument becomes `<this test's namespace>/x`.
+    fn in_namespace(&self, arg: &str) -> String {
+        match arg.strip_prefix("prod/") {
+            Some(name) => format!("{}/{name}", self.kube.ns),
+            None => arg.to_string(),
+        }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -131,9 +138,9 @@ impl Env {
 
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_canary"));
-        c.args(args)
+        c.args(args.iter().map(|a| self.in_namespace(a)))
             .current_dir(self.dir.path())
-            .env("KUBECONFIG", self.path("kubeconfig"))
+            .env("KUBECONFIG", &self.kubeconfig)
             .env_remove("GITHUB_STEP_SUMMARY")
             .env("RUST_LOG", "off")
             .stdout(Stdio::piped())
@@ -178,9 +185,9 @@ async fn finish(c: Command) -> (i32, String, String) {
     .unwrap()
 }
 
-async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+async fn wait_for<F: std::future::Future<Output = bool>>(what: &str, f: impl Fn() -> F) {
     let start = Instant::now();
-    while !f() {
+    while !f().await {
         assert!(
             start.elapsed() < Duration::from_secs(20),
             "timed out waiting for {what}"
@@ -200,14 +207,19 @@ fn ledger(path: &Path) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_rolls_back_or_leaves_the_weight_when_asked() {
     for (pause_on_signal, code, expected) in [(false, 1, (100, 0)), (true, 2, (90, 10))] {
-        let env = Env::new().await;
+        let Some(env) = Env::new().await else {
+            return;
+        };
         let mut args = with(&["--analysis", "ok.yaml", "--step-pause", "60s"]);
         if pause_on_signal {
             args.push("--pause-on-signal");
         }
         let child = env.command(&args).spawn().unwrap();
         let kube = env.kube.clone();
-        wait_for("canary at 10 %", || weights(&kube) == (90, 10)).await;
+        wait_for("canary at 10 %", || async {
+            weights(&kube).await == (90, 10)
+        })
+        .await;
         let status = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status()
@@ -218,13 +230,13 @@ async fn sigterm_rolls_back_or_leaves_the_weight_when_asked() {
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(code), "{stdout}");
-        assert_eq!(weights(&env.kube), expected);
+        assert_eq!(weights(&env.kube).await, expected);
         let phase = if pause_on_signal {
             "paused"
         } else {
             "rolled_back"
         };
-        assert_eq!(progress_phase(&env.kube), phase);
+        assert_eq!(progress_phase(&env.kube).await, phase);
         assert!(stdout.contains("interrupted"), "{stdout}");
         let events: Vec<String> = ledger(&env.path("audit.jsonl"))
             .iter()
@@ -244,18 +256,25 @@ async fn sigterm_rolls_back_or_leaves_the_weight_when_asked() {
 /// every analysis up to it has passed — across all the runs' ledger entries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_random_moments_then_rerun_never_skips_an_analysis() {
-    let env = Env::new().await;
+    let Some(env) = Env::new().await else {
+        return;
+    };
     let args = with(&["--analysis", "ok.yaml", "--step-pause", "30ms"]);
-    // A new seed each run (printed, so a failure can be replayed).
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    eprintln!("kill -9 trials: seed {seed}");
+    // A new seed each run, printed; CANARY_KILL_SEED=<seed> replays a failure.
+    let seed = std::env::var("CANARY_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!("kill -9 trials: seed {seed} (CANARY_KILL_SEED={seed} replays them)");
     let mut rng = StdRng::seed_from_u64(seed);
     // Kill within the time a whole run takes on this machine, measured first, so that most
     // kills land mid-promotion however fast or slow the machine is.
-    env.kube.put(vs());
+    env.kube.put(vs()).await;
     let started = std::time::Instant::now();
     let (code, stdout, stderr) = finish(env.command(&args)).await;
     assert_eq!(code, 0, "a whole run: {stdout}\n{stderr}");
@@ -265,7 +284,7 @@ async fn kill_9_at_random_moments_then_rerun_never_skips_an_analysis() {
     let mut killed = 0;
     let mut resumed = 0;
     for trial in 0..24 {
-        env.kube.put(vs());
+        env.kube.put(vs()).await;
         let _ = std::fs::remove_file(env.path("audit.jsonl"));
         let mut child = env.command(&args).spawn().unwrap();
         let delay = Duration::from_millis(delays.sample(&mut rng));
@@ -275,12 +294,12 @@ async fn kill_9_at_random_moments_then_rerun_never_skips_an_analysis() {
             killed += 1;
         }
         let _ = tokio::task::spawn_blocking(move || child.wait()).await;
-        let (s, c) = weights(&env.kube);
+        let (s, c) = weights(&env.kube).await;
         assert_eq!(s + c, 100, "trial {trial}: weights {s}/{c} after kill -9");
 
         let (code, stdout, stderr) = finish(env.command(&args)).await;
         assert_eq!(code, 0, "trial {trial}: rerun: {stdout}\n{stderr}");
-        assert_eq!(weights(&env.kube), (0, 100), "trial {trial}");
+        assert_eq!(weights(&env.kube).await, (0, 100), "trial {trial}");
         if stderr.contains("resumed_at_step\":") && !stderr.contains("resumed_at_step\":null") {
             resumed += 1;
         }
@@ -321,7 +340,9 @@ async fn kill_9_at_random_moments_then_rerun_never_skips_an_analysis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_virtual_service_is_a_usage_error() {
-    let env = Env::new().await;
+    let Some(env) = Env::new().await else {
+        return;
+    };
     let args: Vec<&str> = FLAGS
         .iter()
         .map(|a| if *a == "prod/reviews" { "prod/nope" } else { a })
@@ -329,20 +350,22 @@ async fn a_missing_virtual_service_is_a_usage_error() {
     let (code, _, stderr) = finish(env.command(&args)).await;
     assert_eq!(code, 64, "{stderr}");
     assert!(
-        stderr.contains("VirtualService prod/nope not found"),
+        stderr.contains(&format!("VirtualService {}/nope not found", env.kube.ns)),
         "{stderr}"
     );
 
     let (code, _, stderr) = finish(env.command(&with(&["--route", "nope"]))).await;
     assert_eq!(code, 64, "{stderr}");
     assert!(stderr.contains("does not fit"), "{stderr}");
-    assert_eq!(weights(&env.kube), (100, 0), "nothing changed");
+    assert_eq!(weights(&env.kube).await, (100, 0), "nothing changed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn judge_specs_decide_promotions() {
     for (canary, code, expected) in [("good", 0, (0, 100)), ("slow", 1, (100, 0))] {
-        let env = Env::new().await;
+        let Some(env) = Env::new().await else {
+            return;
+        };
         let canary_arg: &'static str = Box::leak(format!("canary_hash={canary}").into_boxed_str());
         let args = with(&[
             "--steps",
@@ -360,7 +383,7 @@ async fn judge_specs_decide_promotions() {
         ]);
         let (c, stdout, stderr) = finish(env.command(&args)).await;
         assert_eq!(c, code, "{canary}: {stdout}\n{stderr}");
-        assert_eq!(weights(&env.kube), expected, "{canary}");
+        assert_eq!(weights(&env.kube).await, expected, "{canary}");
         // The HTML report: weight over time with the analysis's verdict, and its measurements.
         let html = std::fs::read_to_string(env.path("report.html")).unwrap();
         let outcome = if canary == "good" {
@@ -410,8 +433,11 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollout_manifest_gives_steps_routing_and_an_indefinite_pause() {
-    let env = Env::new().await;
-    std::fs::write(env.path("rollout.yaml"), ROLLOUT).unwrap();
+    let Some(env) = Env::new().await else {
+        return;
+    };
+    let rollout = ROLLOUT.replace("namespace: prod", &format!("namespace: {}", env.kube.ns));
+    std::fs::write(env.path("rollout.yaml"), rollout).unwrap();
     let base = [
         "promote",
         "--rollout",
@@ -430,12 +456,12 @@ async fn a_rollout_manifest_gives_steps_routing_and_an_indefinite_pause() {
     let args: Vec<&str> = base.iter().copied().chain(["--arg", "service=r"]).collect();
     let (code, stdout, _) = finish(env.command(&args)).await;
     assert_eq!(code, 2, "the `pause: {{}}` step stops the run: {stdout}");
-    assert_eq!(weights(&env.kube), (80, 20));
-    assert_eq!(progress_phase(&env.kube), "paused");
+    assert_eq!(weights(&env.kube).await, (80, 20));
+    assert_eq!(progress_phase(&env.kube).await, "paused");
 
     let (code, stdout, _) = finish(env.command(&args)).await;
     assert_eq!(code, 0, "a rerun continues after the pause: {stdout}");
-    assert_eq!(weights(&env.kube), (0, 100));
+    assert_eq!(weights(&env.kube).await, (0, 100));
     let steps: Vec<String> = ledger(&env.path("audit.jsonl"))
         .iter()
         .filter(|e| e["event"] == "deployment.step")
@@ -462,7 +488,10 @@ async fn a_failing_background_analysis_rolls_back_mid_pause_and_the_watch_keeps_
             "      analysis:\n        startingStep: 1\n        templates: [{templateName: bad}]\n      steps:\n",
         )
         .replace("      - pause: {}\n", "      - pause: {duration: 60}\n");
-    let env = Env::new().await;
+    let Some(env) = Env::new().await else {
+        return;
+    };
+    let rollout = rollout.replace("namespace: prod", &format!("namespace: {}", env.kube.ns));
     std::fs::write(env.path("rollout.yaml"), rollout).unwrap();
     let args = [
         "promote",
@@ -484,7 +513,7 @@ async fn a_failing_background_analysis_rolls_back_mid_pause_and_the_watch_keeps_
         "did not wait out the pause"
     );
     assert!(stdout.contains("background analysis Failed"), "{stdout}");
-    assert_eq!(weights(&env.kube), (100, 0));
+    assert_eq!(weights(&env.kube).await, (100, 0));
     let background: Vec<Value> = ledger(&env.path("audit.jsonl"))
         .into_iter()
         .filter(|e| e["event"] == "analysis.completed" && e["background"] == true)
@@ -494,7 +523,9 @@ async fn a_failing_background_analysis_rolls_back_mid_pause_and_the_watch_keeps_
 
     // Flags: a healthy background Judge and a 2 s watch after 100 % → promoted after the watch;
     // --watch without a background analysis is a usage error.
-    let env = Env::new().await;
+    let Some(env) = Env::new().await else {
+        return;
+    };
     let (code, _, stderr) = finish(env.command(&with(&["--watch", "2s"]))).await;
     assert_eq!(code, 64, "{stderr}");
     let args = with(&[
@@ -519,10 +550,12 @@ async fn a_failing_background_analysis_rolls_back_mid_pause_and_the_watch_keeps_
         "the watch was skipped"
     );
     assert!(stderr.contains("watch 2s"), "{stderr}");
-    assert_eq!(weights(&env.kube), (0, 100));
+    assert_eq!(weights(&env.kube).await, (0, 100));
 
     // The same with a slow canary: the background Judge fails during the watch → rolled back.
-    let env = Env::new().await;
+    let Some(env) = Env::new().await else {
+        return;
+    };
     let args: Vec<&str> = args
         .iter()
         .map(|a| {
@@ -535,15 +568,17 @@ async fn a_failing_background_analysis_rolls_back_mid_pause_and_the_watch_keeps_
         .collect();
     let (code, stdout, stderr) = finish(env.command(&args)).await;
     assert_eq!(code, 1, "{stdout}\n{stderr}");
-    assert_eq!(weights(&env.kube), (100, 0));
+    assert_eq!(weights(&env.kube).await, (100, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_lists_and_filters_the_ledger() {
-    let env = Env::new().await;
+    let Some(env) = Env::new().await else {
+        return;
+    };
     let (code, _, _) = finish(env.command(&with(&["--analysis", "ok.yaml"]))).await;
     assert_eq!(code, 0);
-    env.kube.put(vs());
+    env.kube.put(vs()).await;
     let (code, _, _) =
         finish(env.command(&with(&["--analysis", "bad.yaml", "--steps", "5,100"]))).await;
     assert_eq!(code, 1);
@@ -610,11 +645,13 @@ async fn audit_lists_and_filters_the_ledger() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failure_at_50_percent_rolls_back_to_0() {
-    let env = Env::new().await;
+    let Some(env) = Env::new().await else {
+        return;
+    };
     let (code, stdout, stderr) = finish(env.command(&with(&["--analysis", "late.yaml"]))).await;
     assert_eq!(code, 1, "{stdout}{stderr}");
     assert!(stdout.contains("analysis Failed at step 3"), "{stdout}");
-    assert_eq!(weights(&env.kube), (100, 0));
+    assert_eq!(weights(&env.kube).await, (100, 0));
     let seen: Vec<String> = ledger(&env.path("audit.jsonl"))
         .iter()
         .filter_map(|e| match e["event"].as_str() {
@@ -642,7 +679,9 @@ async fn a_failure_at_50_percent_rolls_back_to_0() {
 /// (and fails too: there is nothing to roll back), exit 3.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_virtual_service_deleted_mid_promotion_is_an_infrastructure_error() {
-    let env = Env::new().await;
+    let Some(env) = Env::new().await else {
+        return;
+    };
     let args = with(&[
         "--analysis",
         "ok.yaml",
@@ -653,16 +692,16 @@ async fn a_virtual_service_deleted_mid_promotion_is_an_infrastructure_error() {
     ]);
     let child = env.command(&args).spawn().unwrap();
     let kube = env.kube.clone();
-    wait_for("canary at 10 %", || weights(&kube) == (90, 10)).await;
-    env.kube.delete("prod", "reviews");
+    wait_for("canary at 10 %", || async {
+        weights(&kube).await == (90, 10)
+    })
+    .await;
+    env.kube.delete().await;
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(3), "{stdout}");
     assert!(stdout.contains("not found"), "{stdout}");
-    assert!(
-        env.kube.object("prod", "reviews").is_none(),
-        "nothing recreated"
-    );
+    assert!(env.kube.object().await.is_none(), "nothing recreated");
 }

@@ -12,7 +12,6 @@
 //! to decide.
 
 pub mod apply;
-pub mod fake_kube;
 
 use serde_json::Value;
 

@@ -200,3 +200,70 @@ async fn forward(
         Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
     }
 }
+
+/// One test's corner of the real server: its namespace, a direct client, a proxy in front,
+/// and the VirtualService `reviews` there.
+#[derive(Clone)]
+pub struct TestKube {
+    /// The test's namespace.
+    pub ns: String,
+    /// Straight to the server, bypassing the proxy (for the test's own reads and writes).
+    pub direct: kube::Client,
+    /// The proxy the code under test talks to.
+    pub proxy: KubeProxy,
+}
+
+impl TestKube {
+    /// A fresh namespace on this binary's server, or `None` (announced) without Go.
+    pub async fn start() -> Option<TestKube> {
+        let server = super::kube_server::server()?;
+        Some(TestKube {
+            ns: server.namespace("promote"),
+            direct: server.client().await,
+            proxy: KubeProxy::start(server).await,
+        })
+    }
+
+    /// A client for the code under test (through the proxy).
+    pub fn client(&self) -> kube::Client {
+        self.proxy.client()
+    }
+
+    /// Create `obj` in the namespace, or replace what is there (as `kubectl apply` would).
+    pub async fn put(&self, mut obj: Value) -> Value {
+        let name = obj["metadata"]["name"].as_str().unwrap().to_string();
+        obj["metadata"]["namespace"] = json!(self.ns);
+        match super::kube_server::get(&self.direct, &self.ns, &name).await {
+            None => super::kube_server::create(&self.direct, &self.ns, "kubectl", obj).await,
+            Some(_) => {
+                super::kube_server::edit(&self.direct, &self.ns, &name, "kubectl", |v| {
+                    let rv = v["metadata"]["resourceVersion"].clone();
+                    let mut new = obj.clone();
+                    new["metadata"]["resourceVersion"] = rv;
+                    *v = new;
+                })
+                .await
+            }
+        }
+    }
+
+    /// The stored `reviews`.
+    pub async fn object(&self) -> Option<Value> {
+        super::kube_server::get(&self.direct, &self.ns, "reviews").await
+    }
+
+    /// Delete `reviews`.
+    pub async fn delete(&self) {
+        super::kube_server::delete(&self.direct, &self.ns, "reviews").await
+    }
+
+    /// Queue a fault at the proxy.
+    pub fn fault(&self, f: Fault) {
+        self.proxy.fault(f)
+    }
+
+    /// VirtualService calls through the proxy.
+    pub fn log(&self) -> Vec<String> {
+        self.proxy.log()
+    }
+}

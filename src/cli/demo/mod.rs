@@ -5,6 +5,8 @@
 //! `istio-success-rate` AnalysisTemplate. Release v2 is healthy and is promoted 10 → 50 →
 //! 100 %; release v3 regressed and is rolled back at its first step.
 
+mod embedded_kube;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -17,12 +19,12 @@ use crate::promote::{default_steps, OnInconclusive, Outcome, Promotion};
 use crate::source::Sources;
 use crate::template;
 use crate::traffic::apply::{Applier, VirtualServiceRef};
-use crate::traffic::fake_kube::FakeKube;
 use crate::traffic::{current_weights, Destinations, Target};
+use embedded_kube::EmbeddedKube;
 
-const TEMPLATE: &str = include_str!("../../analysis-templates/istio-success-rate.yaml");
-const HEALTHY: &str = include_str!("../../examples/analyze/healthy.jsonl");
-const REGRESSED: &str = include_str!("../../examples/analyze/regressed.jsonl");
+const TEMPLATE: &str = include_str!("../../../analysis-templates/istio-success-rate.yaml");
+const HEALTHY: &str = include_str!("../../../examples/analyze/healthy.jsonl");
+const REGRESSED: &str = include_str!("../../../examples/analyze/regressed.jsonl");
 
 /// Run two promotions end to end on an embedded stand-in cluster and recorded Prometheus
 /// data: a healthy release is promoted, a regressed one rolled back. Exit 0 when both end
@@ -61,7 +63,7 @@ fn run_in(a: &DemoArgs, dir: &std::path::Path) -> Result<u8, CliError> {
         .build()
         .map_err(|e| CliError::usage(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
-        let kube = FakeKube::try_start()
+        let kube = EmbeddedKube::start()
             .await
             .map_err(|e| CliError::usage(format!("cannot start the stand-in API server: {e}")))?;
         let templates = template::parse_str("analysis-templates/istio-success-rate.yaml", TEMPLATE)
@@ -95,7 +97,7 @@ fn run_in(a: &DemoArgs, dir: &std::path::Path) -> Result<u8, CliError> {
             let analysis = template::resolve(&templates, &args)
                 .map_err(|e| CliError::usage(format!("{e:?}")))?;
             let mut applier = Applier::new(
-                kube.client(),
+                kube.client().map_err(CliError::usage)?,
                 VirtualServiceRef {
                     namespace: "shop".into(),
                     name: "checkout".into(),
