@@ -130,7 +130,7 @@ fn build_environment() -> Environment<'static> {
         let v = one_arg(&c.args, "asInt")?;
         Ok(Value::Integer(match v {
             Value::Integer(i) => *i,
-            Value::Float(f) => *f as i64,
+            Value::Float(f) => go_int64(*f),
             Value::String(s) => s.trim().parse::<i64>().map_err(|e| {
                 expr::Error::ExprError(format!("strconv.ParseInt: parsing {s:?}: {e}"))
             })?,
@@ -195,10 +195,23 @@ fn one_arg<'a>(args: &'a [Value], name: &str) -> expr::Result<&'a Value> {
     }
 }
 
+/// Go's `int64(f)` on amd64: NaN, ±Inf and values outside int64 become the minimum.
+fn go_int64(f: f64) -> i64 {
+    if f.is_finite() && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) {
+        f as i64
+    } else {
+        i64::MIN
+    }
+}
+
+/// Argo's `isNaN` and `isInf` are Go functions of a float64: an integer argument (from
+/// `asInt` or `len`) is an error there, and so here.
 fn float_arg(args: &[Value], name: &str) -> expr::Result<f64> {
     match one_arg(args, name)? {
         Value::Float(f) => Ok(*f),
-        Value::Integer(i) => Ok(*i as f64),
+        Value::Integer(_) => Err(expr::Error::ExprError(
+            "interface conversion: interface {} is int, not float64".into(),
+        )),
         other => Err(expr::Error::ExprError(format!(
             "cannot use {} as argument (type float64) to call {name}",
             type_name(other)
