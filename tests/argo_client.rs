@@ -1,0 +1,141 @@
+//! Argo Rollouts' own web metric provider as the client of `canary serve`: the shipped
+//! `canary-engine-judge.yaml` metric run exactly as the controller runs it
+//! (`NewWebMetricHttpClient`, `NewWebMetricJsonParser`, `NewWebMetricProvider(...).Run`,
+//! `EvaluateResult` inside), through `tests/argo-rollouts` (Go, Argo v1.9.1), against a real
+//! Prometheus loaded with the judge scenarios.
+
+mod common;
+
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::judge_data::{judge_openmetrics, BASELINE, CANARY};
+use common::prom::Prometheus;
+use common::serve::{Serve, TOKEN};
+use serde_json::Value;
+
+fn prometheus() -> &'static Prometheus {
+    static P: OnceLock<Prometheus> = OnceLock::new();
+    P.get_or_init(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        Prometheus::start(&judge_openmetrics(now))
+    })
+}
+
+/// Argo's measurement of the shipped metric for `service`, or `None` (announced) without Go.
+fn argo(engine_url: &str, service: &str, token: &str, extra: &[&str]) -> Option<Value> {
+    let bin = match common::kube_server::go_binary("argo-rollouts") {
+        Ok(b) => b,
+        Err(why) => {
+            let required = std::env::var("CANARY_REQUIRE_KUBE").is_ok_and(|v| v == "1");
+            assert!(!required, "CANARY_REQUIRE_KUBE=1 but: {why}");
+            eprintln!("\n!!!!!!!!\n!!! SKIPPED: needs Argo Rollouts' code (tests/argo-rollouts, Go): {why}\n!!!!!!!!\n");
+            return None;
+        }
+    };
+    let template = common::project_path("analysis-templates/canary-engine-judge.yaml");
+    let out = Command::new(bin)
+        .arg("web")
+        .arg("--template")
+        .arg(&template)
+        .args(["--arg", &format!("service={service}")])
+        .args(["--arg", "namespace=prod"])
+        .args(["--arg", &format!("canary-hash={CANARY}")])
+        .args(["--arg", &format!("stable-hash={BASELINE}")])
+        .args(["--arg", &format!("canary-engine-url={engine_url}")])
+        .args(["--arg", &format!("token={token}")])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(serde_json::from_slice(&out.stdout).unwrap())
+}
+
+#[test]
+fn argo_reads_every_verdict_as_its_phase() {
+    let s = Serve::start(&prometheus().url, &[]);
+    for (service, phase, value) in [
+        ("healthy", "Successful", "\"pass\""),
+        ("errors", "Failed", "\"fail\""),
+        ("tail", "Failed", "\"fail\""),
+        ("burning", "Failed", "\"fail\""),
+        ("quiet", "Inconclusive", "\"inconclusive\""),
+        ("silent", "Inconclusive", "\"inconclusive\""),
+    ] {
+        let Some(m) = argo(&s.url, service, TOKEN, &[]) else {
+            return;
+        };
+        assert_eq!(
+            (m["phase"].as_str().unwrap(), m["value"].as_str().unwrap()),
+            (phase, value),
+            "{service}: {m}"
+        );
+    }
+}
+
+#[test]
+fn a_wrong_token_is_an_error_measurement() {
+    let s = Serve::start(&prometheus().url, &[]);
+    let Some(m) = argo(&s.url, "healthy", "not-the-token", &[]) else {
+        return;
+    };
+    assert_eq!(m["phase"], "Error", "{m}");
+    assert!(m["message"].as_str().unwrap().contains("401"), "{m}");
+}
+
+#[test]
+fn prometheus_down_is_an_error_never_a_pass() {
+    let port = common::prom::free_port();
+    let s = Serve::start(&format!("http://127.0.0.1:{port}"), &[]);
+    let Some(m) = argo(&s.url, "healthy", TOKEN, &[]) else {
+        return;
+    };
+    assert_eq!(m["phase"], "Error", "{m}");
+    assert!(m["message"].as_str().unwrap().contains("503"), "{m}");
+}
+
+#[test]
+fn prometheus_slower_than_the_judge_is_an_error() {
+    let slow = common::http::Server::start(|_| common::http::Reply {
+        delay: Duration::from_secs(5),
+        ..common::http::Reply::json(
+            200,
+            r#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#,
+        )
+    });
+    let s = Serve::start(&slow.url, &["--deadline", "1s"]);
+    let Some(m) = argo(&s.url, "healthy", TOKEN, &[]) else {
+        return;
+    };
+    assert_eq!(m["phase"], "Error", "{m}");
+    assert!(m["message"].as_str().unwrap().contains("504"), "{m}");
+}
+
+/// Argo's metric timeout shorter than the judge takes: Argo gives up first (its HTTP
+/// client's timeout), an Error measurement — not a verdict.
+#[test]
+fn a_metric_timeout_shorter_than_the_judge_is_an_error() {
+    let slow = common::http::Server::start(|_| common::http::Reply {
+        delay: Duration::from_secs(3),
+        ..common::http::Reply::json(
+            200,
+            r#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#,
+        )
+    });
+    let s = Serve::start(&slow.url, &["--deadline", "20s"]);
+    let started = std::time::Instant::now();
+    let Some(m) = argo(&s.url, "healthy", TOKEN, &["--timeout-seconds", "1"]) else {
+        return;
+    };
+    assert_eq!(m["phase"], "Error", "{m}");
+    assert!(m["message"].as_str().unwrap().contains("Timeout"), "{m}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
