@@ -705,3 +705,29 @@ async fn a_virtual_service_deleted_mid_promotion_is_an_infrastructure_error() {
     assert!(stdout.contains("not found"), "{stdout}");
     assert!(env.kube.object().await.is_none(), "nothing recreated");
 }
+
+/// The traffic has moved before the reports are written: a report that cannot be written
+/// after a rollback is a warning, and the exit code stays the rollback's 1 (a pipeline must
+/// not read it as a usage error, 64).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_that_cannot_be_written_keeps_the_rollbacks_exit_code() {
+    let Some(env) = Env::new().await else {
+        return;
+    };
+    let args = with(&[
+        "--analysis",
+        "bad.yaml",
+        "--report",
+        "no-such-dir/report.json",
+        "--html",
+        "no-such-dir/report.html",
+    ]);
+    let (code, stdout, stderr) = finish(env.command(&args)).await;
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("warning: cannot write report no-such-dir/report.json"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("no-such-dir/report.html"), "{stderr}");
+    assert_eq!(weights(&env.kube).await, (100, 0));
+}

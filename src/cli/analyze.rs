@@ -133,11 +133,7 @@ pub fn run(a: &AnalyzeArgs) -> Result<u8, CliError> {
     let given = parse_args(&a.args)?;
     let metrics = load_metrics(&a.templates, &given, None)?;
     let sources = a.source.sources(&a.prometheus)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::usage(format!("cannot start the async runtime: {e}")))?;
+    let runtime = super::runtime(Some(2))?;
     let options = RunOptions {
         once: a.once,
         ..RunOptions::default()

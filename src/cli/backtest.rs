@@ -93,7 +93,7 @@ impl TimeRange {
 }
 
 /// Exit code when some moments could not be analysed.
-const EXIT_ERRORS: u8 = 3;
+const EXIT_ERRORS: u8 = super::EXIT_INFRASTRUCTURE;
 
 /// Run the command; returns the exit code.
 pub fn run(a: &BacktestArgs) -> Result<u8, CliError> {
@@ -133,11 +133,7 @@ pub fn run(a: &BacktestArgs) -> Result<u8, CliError> {
         every: a.every,
         limit: a.limit,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::usage(format!("cannot start the async runtime: {e}")))?;
+    let runtime = super::runtime(Some(2))?;
     let bar = progress_bar(moments as u64);
     let result = runtime.block_on(async {
         let mut on_point = |p: &Point, done: usize, _total: usize| {

@@ -108,11 +108,7 @@ pub fn run(a: &CalibrateArgs) -> Result<u8, CliError> {
         target: a.target,
         inject: a.inject.clone(),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::usage(format!("cannot start the async runtime: {e}")))?;
+    let runtime = super::runtime(Some(2))?;
     let bar = if std::io::stderr().is_terminal() {
         let b = indicatif::ProgressBar::new(spec.spec.metrics.len() as u64);
         if let Ok(style) =
@@ -136,12 +132,7 @@ pub fn run(a: &CalibrateArgs) -> Result<u8, CliError> {
     let c = match outcome {
         Ok(c) => c,
         Err(calibrate::CalibrateError::Args(e)) => return Err(CliError::usage(e.to_string())),
-        Err(e) => {
-            return Err(CliError {
-                message: e.to_string(),
-                code: 3,
-            })
-        }
+        Err(e) => return Err(CliError::infrastructure(e.to_string())),
     };
     if let Some(path) = &a.html {
         std::fs::write(path, crate::report::calibration::html(&c))

@@ -18,6 +18,27 @@ use std::process::ExitCode;
 
 /// Exit code for usage, configuration and input errors.
 pub const EXIT_USAGE: u8 = 64;
+/// Exit code when the engine could not run for a reason outside the input.
+pub const EXIT_INFRASTRUCTURE: u8 = 3;
+
+/// The async runtime a command runs on: `workers` threads (`None`: one per core, for
+/// `serve`; `Some(0)`: the current thread only). Failing to start it is an infrastructure
+/// error, not a usage error.
+pub fn runtime(workers: Option<usize>) -> Result<tokio::runtime::Runtime, CliError> {
+    let built = match workers {
+        Some(0) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+    };
+    built.map_err(|e| CliError::infrastructure(format!("cannot start the async runtime: {e}")))
+}
 
 /// Exit code when the output cannot be written (EX_IOERR).
 pub const EXIT_IO: u8 = 74;
@@ -120,6 +141,15 @@ pub struct CliError {
 }
 
 impl CliError {
+    /// The engine could not do its job for a reason outside the input (exit 3, as Argo
+    /// reads Error): no async runtime, the cluster or Prometheus unreachable.
+    pub fn infrastructure(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            code: EXIT_INFRASTRUCTURE,
+        }
+    }
+
     /// A usage or input error (exit 64).
     pub fn usage(message: impl Into<String>) -> Self {
         Self {

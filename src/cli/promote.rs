@@ -786,11 +786,7 @@ async fn preflight(p: &Promotion) -> Result<(), CliError> {
 
 /// Run the command.
 pub fn run(a: &PromoteArgs) -> Result<u8, CliError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::usage(format!("cannot start the async runtime: {e}")))?;
+    let runtime = super::runtime(Some(2))?;
     let plan = plan(a)?;
     runtime.block_on(async {
         let signal = super::terminate_signal();
@@ -816,17 +812,28 @@ pub fn run(a: &PromoteArgs) -> Result<u8, CliError> {
             }
         }
         sink.close();
-        write_reports(&report, a.report.as_ref())?;
-        if let Some(path) = &a.html {
-            std::fs::write(path, crate::report::promotion::html(&report))
-                .map_err(|e| CliError::usage(format!("cannot write {}: {e}", path.display())))?;
+        // The traffic has already moved: the exit code is the promotion's outcome whatever
+        // happens to the reports; a failed write is a warning, never a usage error.
+        let mut warnings = vec![];
+        if let Err(e) = write_reports(&report, a.report.as_ref()) {
+            warnings.push(e.message);
         }
-        write_stdout(&format!("{:?}: {}", report.outcome, report.reason))?;
+        if let Some(path) = &a.html {
+            if let Err(e) = std::fs::write(path, crate::report::promotion::html(&report)) {
+                warnings.push(format!("cannot write {}: {e}", path.display()));
+            }
+        }
+        if let Err(e) = write_stdout(&format!("{:?}: {}", report.outcome, report.reason)) {
+            warnings.push(e.message);
+        }
         if !sink.audit_errors.is_empty() {
-            eprintln!(
-                "warning: audit ledger writes failed: {}",
+            warnings.push(format!(
+                "audit ledger writes failed: {}",
                 sink.audit_errors.join("; ")
-            );
+            ));
+        }
+        for w in &warnings {
+            eprintln!("warning: {w}");
         }
         Ok(report.outcome.exit_code())
     })

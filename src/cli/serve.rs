@@ -123,10 +123,7 @@ pub fn run(a: &ServeArgs) -> Result<u8, CliError> {
     let ttl = a.cache_ttl;
     let no_cache = a.no_query_cache;
     let store = JudgeStore::new(a.judges.clone());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::usage(format!("cannot start the async runtime: {e}")))?;
+    let runtime = super::runtime(None)?;
     runtime.block_on(async {
         let state = AppState::new(
             settings,
@@ -174,10 +171,7 @@ pub fn run(a: &ServeArgs) -> Result<u8, CliError> {
             }
             None => server::serve(listener, state, shutdown_signal()).await,
         };
-        served.map_err(|e| CliError {
-            message: format!("server failed: {e}"),
-            code: 3,
-        })?;
+        served.map_err(|e| CliError::infrastructure(format!("server failed: {e}")))?;
         eprintln!("canary serve: drained, exiting");
         Ok(0)
     })

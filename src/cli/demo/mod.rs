@@ -58,10 +58,7 @@ pub fn run(a: &DemoArgs) -> Result<u8, CliError> {
 }
 
 fn run_in(a: &DemoArgs, dir: &std::path::Path) -> Result<u8, CliError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::usage(format!("cannot start the async runtime: {e}")))?;
+    let runtime = super::runtime(Some(0))?;
     runtime.block_on(async {
         let kube = EmbeddedKube::start()
             .await
