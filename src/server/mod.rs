@@ -144,7 +144,54 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics_text))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(DefaultBodyLimit::max(state.inner.settings.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), oversized))
         .with_state(state)
+}
+
+/// The most of an oversized body read (and discarded) so that the client, still writing,
+/// can read the 413; past it, or after `DRAIN_SECONDS`, the connection is closed.
+const DRAIN_BYTES: usize = 64 * 1024 * 1024;
+const DRAIN_SECONDS: u64 = 10;
+
+/// A body whose declared length is over the limit is answered 413 without being parsed —
+/// after reading and discarding it (bounded), with `Connection: close`. Answering while the
+/// client is still sending makes the server close first, and an ordinary client then sees a
+/// broken pipe instead of the answer.
+async fn oversized(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let limit = state.inner.settings.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let Some(declared) = declared.filter(|d| *d > limit as u64) else {
+        return next.run(req).await;
+    };
+    if declared <= DRAIN_BYTES as u64 {
+        use futures_util::StreamExt as _;
+        let mut stream = req.into_body().into_data_stream();
+        let drain = async {
+            let mut read = 0usize;
+            while let Some(Ok(chunk)) = stream.next().await {
+                read += chunk.len();
+                if read > DRAIN_BYTES {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(DRAIN_SECONDS), drain).await;
+    }
+    let mut resp = AppError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("request body of {declared} bytes is over {limit} bytes"),
+    )
+    .into_response();
+    resp.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    resp
 }
 
 /// Serve on `listener` until `shutdown` resolves, then finish the requests in flight.
