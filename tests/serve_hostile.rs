@@ -50,3 +50,68 @@ fn an_oversized_body_is_answered_413_not_a_broken_pipe() {
         );
     }
 }
+
+/// Send `head`, then `trickle` one byte a second; the time until the server answers or
+/// closes, and what it answered.
+fn trickle(url: &str, head: &str, trickle: &[u8]) -> (Duration, String) {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(1000)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    c.write_all(head.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    for b in trickle.iter().cycle() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the server still holds a trickling client after 20 s"
+        );
+        if c.write_all(&[*b]).is_err() {
+            break;
+        }
+        match c.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                answer.extend_from_slice(&buf[..n]);
+                break;
+            }
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => break,
+        }
+    }
+    (
+        started.elapsed(),
+        String::from_utf8_lossy(&answer).into_owned(),
+    )
+}
+
+/// A client trickling one byte a second cannot hold a connection: its headers are cut off
+/// at the client timeout, and a body that does not arrive in time is answered 408.
+#[test]
+fn a_trickling_client_is_cut_off() {
+    let port = common::prom::free_port();
+    let s = Serve::start(
+        &format!("http://127.0.0.1:{port}"),
+        &["--client-timeout", "2s"],
+    );
+    let (took, answer) = trickle(
+        &s.url,
+        "POST /api/v1/judge HTTP/1.1\r\nHost: x\r\n",
+        b"X-Slow: a\r\n",
+    );
+    assert!(took < Duration::from_secs(8), "headers held {took:?}");
+    assert!(!answer.contains("200 OK"), "{answer}");
+
+    let head = format!(
+        "POST /api/v1/judge HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+    );
+    let (took, answer) = trickle(&s.url, &head, b" ");
+    assert!(took < Duration::from_secs(8), "body held {took:?}");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("body_timeout"), "{answer}");
+}

@@ -38,6 +38,10 @@ pub struct ServeArgs {
     /// Largest request body accepted (bytes); larger gets 413.
     #[arg(long, env = "CANARY_MAX_BODY_BYTES", default_value_t = 65536)]
     pub max_body_bytes: usize,
+    /// A client must send its request headers within this, and its body within this again;
+    /// slower clients are cut off (headers) or answered 408 (body).
+    #[arg(long, env = "CANARY_CLIENT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub client_timeout: Duration,
     /// Judgements running at once; more get 503 with Retry-After.
     #[arg(long, env = "CANARY_MAX_CONCURRENT", default_value_t = 256)]
     pub max_concurrent: usize,
@@ -118,6 +122,7 @@ pub fn run(a: &ServeArgs) -> Result<u8, CliError> {
         max_body_bytes: a.max_body_bytes,
         max_concurrent: a.max_concurrent,
         keep_results: a.keep_results,
+        client_timeout: a.client_timeout,
     };
     let sources = Sources::live(config).map_err(|e| CliError::usage(e.to_string()))?;
     let ttl = a.cache_ttl;
@@ -163,13 +168,13 @@ pub fn run(a: &ServeArgs) -> Result<u8, CliError> {
             state.store().names().len()
         );
         server::spawn_reloader(state.clone(), a.reload_interval);
+        // Requests in flight get the deadline plus a margin to finish.
+        let drain = a.deadline + Duration::from_secs(2);
         let served = match tls {
             Some(config) => {
-                // Requests in flight get the deadline plus a margin to finish.
-                let drain = a.deadline + Duration::from_secs(2);
                 server::serve_tls(listener, state, config, drain, shutdown_signal()).await
             }
-            None => server::serve(listener, state, shutdown_signal()).await,
+            None => server::serve(listener, state, drain, shutdown_signal()).await,
         };
         served.map_err(|e| CliError::infrastructure(format!("server failed: {e}")))?;
         eprintln!("canary serve: drained, exiting");

@@ -48,6 +48,9 @@ pub struct Settings {
     pub max_concurrent: usize,
     /// Results kept for `GET /api/v1/analyses/{id}`.
     pub keep_results: usize,
+    /// A client has this long to send a request's headers, and again its body; a client
+    /// trickling bytes is cut off (headers) or answered 408 (body).
+    pub client_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -59,6 +62,7 @@ impl Default for Settings {
             max_body_bytes: 64 * 1024,
             max_concurrent: 256,
             keep_results: 1000,
+            client_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -144,47 +148,19 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics_text))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(DefaultBodyLimit::max(state.inner.settings.max_body_bytes))
-        .layer(middleware::from_fn_with_state(state.clone(), oversized))
+        .layer(middleware::from_fn_with_state(state.clone(), read_body))
         .with_state(state)
 }
 
 /// The most of an oversized body read (and discarded) so that the client, still writing,
-/// can read the 413; past it, or after `DRAIN_SECONDS`, the connection is closed.
+/// can read the 413; past it, or after the client timeout, the connection is closed.
 const DRAIN_BYTES: usize = 64 * 1024 * 1024;
-const DRAIN_SECONDS: u64 = 10;
 
-/// A body whose declared length is over the limit is answered 413 without being parsed —
-/// after reading and discarding it (bounded), with `Connection: close`. Answering while the
-/// client is still sending makes the server close first, and an ordinary client then sees a
-/// broken pipe instead of the answer.
-async fn oversized(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let limit = state.inner.settings.max_body_bytes;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let Some(declared) = declared.filter(|d| *d > limit as u64) else {
-        return next.run(req).await;
-    };
-    if declared <= DRAIN_BYTES as u64 {
-        use futures_util::StreamExt as _;
-        let mut stream = req.into_body().into_data_stream();
-        let drain = async {
-            let mut read = 0usize;
-            while let Some(Ok(chunk)) = stream.next().await {
-                read += chunk.len();
-                if read > DRAIN_BYTES {
-                    break;
-                }
-            }
-        };
-        let _ = tokio::time::timeout(Duration::from_secs(DRAIN_SECONDS), drain).await;
-    }
+fn too_large(limit: usize) -> Response {
     let mut resp = AppError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "body_too_large",
-        format!("request body of {declared} bytes is over {limit} bytes"),
+        format!("request body over {limit} bytes"),
     )
     .into_response();
     resp.headers_mut().insert(
@@ -194,14 +170,97 @@ async fn oversized(State(state): State<AppState>, req: Request, next: Next) -> R
     resp
 }
 
-/// Serve on `listener` until `shutdown` resolves, then finish the requests in flight.
-pub async fn serve<F>(listener: TcpListener, state: AppState, shutdown: F) -> std::io::Result<()>
+/// Every request body is read here first, within the client timeout and the size limit:
+/// - declared over the limit: read and discarded (bounded), then 413 with
+///   `Connection: close` — answering while the client is still sending would make the
+///   server close first, and an ordinary client would see a broken pipe, not the answer;
+/// - sent without a length and over the limit: 413;
+/// - trickled slower than the client timeout: 408, so a slow client cannot hold a
+///   connection and a judgement slot for ever.
+async fn read_body(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    use futures_util::StreamExt as _;
+    let limit = state.inner.settings.max_body_bytes;
+    let timeout = state.inner.settings.client_timeout;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|d| d > limit as u64) {
+        if declared.is_some_and(|d| d <= DRAIN_BYTES as u64) {
+            let mut stream = req.into_body().into_data_stream();
+            let drain = async {
+                let mut read = 0usize;
+                while let Some(Ok(chunk)) = stream.next().await {
+                    read += chunk.len();
+                    if read > DRAIN_BYTES {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(timeout, drain).await;
+        }
+        return too_large(limit);
+    }
+    if declared == Some(0) || req.method() == axum::http::Method::GET {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Err(_) => {
+            let mut resp = AppError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!(
+                    "request body not received within {}",
+                    humantime::format_duration(timeout)
+                ),
+            )
+            .into_response();
+            resp.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            return resp;
+        }
+        Ok(Err(_)) => return too_large(limit),
+        Ok(Ok(b)) => b,
+    };
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
+}
+
+/// Serve plain HTTP on `listener` until `shutdown` resolves; then stop accepting and give
+/// requests in flight up to `drain` to finish. A connection must send its request headers
+/// within the client timeout.
+pub async fn serve<F>(
+    listener: TcpListener,
+    state: AppState,
+    drain: Duration,
+    shutdown: F,
+) -> std::io::Result<()>
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let timeout = state.inner.settings.client_timeout;
+    let mut server = axum_server::from_tcp(listener.into_std()?)?
+        .handle(graceful(drain, shutdown))
+        .first_request_timeout(timeout);
+    server.http_builder().http1().header_read_timeout(timeout);
+    server.serve(router(state).into_make_service()).await
+}
+
+fn graceful<F>(drain: Duration, shutdown: F) -> axum_server::Handle<std::net::SocketAddr>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let handle = axum_server::Handle::new();
+    let h = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        h.graceful_shutdown(Some(drain));
+    });
+    handle
 }
 
 /// Serve HTTPS with `config` (see [`tls_config`]), until `shutdown` resolves; then stop
@@ -216,16 +275,12 @@ pub async fn serve_tls<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let handle = axum_server::Handle::new();
-    let h = handle.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        h.graceful_shutdown(Some(drain));
-    });
-    axum_server::tls_rustls::from_tcp_rustls(listener.into_std()?, config)?
-        .handle(handle)
-        .serve(router(state).into_make_service())
-        .await
+    let timeout = state.inner.settings.client_timeout;
+    let mut server = axum_server::tls_rustls::from_tcp_rustls(listener.into_std()?, config)?
+        .handle(graceful(drain, shutdown))
+        .first_request_timeout(timeout);
+    server.http_builder().http1().header_read_timeout(timeout);
+    server.serve(router(state).into_make_service()).await
 }
 
 /// Load a PEM certificate chain and private key for [`serve_tls`].
