@@ -115,3 +115,57 @@ fn a_trickling_client_is_cut_off() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("body_timeout"), "{answer}");
 }
+
+/// Prometheus answering with a redirect to another host: never followed (it would carry
+/// the query, and with a careless client the credentials, elsewhere) — an upstream error.
+#[test]
+fn a_prometheus_redirect_is_never_followed() {
+    let elsewhere = common::http::Server::start(|_| {
+        common::http::Reply::json(
+            200,
+            r#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#,
+        )
+    });
+    let target = elsewhere.url.clone();
+    let prom = common::http::Server::start(move |r| common::http::Reply {
+        location: Some(format!("{target}{}", r.target)),
+        ..common::http::Reply::text(307, "")
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("prom-token");
+    std::fs::write(&token, "prom-secret\n").unwrap();
+    let s = Serve::start(
+        &prom.url,
+        &["--prometheus-bearer-token-file", token.to_str().unwrap()],
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (status, v) = rt.block_on(async {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/api/v1/judge", s.url))
+            .bearer_auth(TOKEN)
+            .json(&serde_json::json!({"judge": "istio-kayenta-compatible",
+                "args": {"service": "x", "namespace": "prod", "canary_hash": "c", "stable_hash": "s"}}))
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.json::<Value>().await.unwrap_or(Value::Null))
+    });
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (502, Some("prometheus_error")),
+        "{v}"
+    );
+    assert!(!prom.seen().is_empty(), "Prometheus was asked");
+    assert_eq!(
+        prom.seen()[0].header("authorization"),
+        Some("Bearer prom-secret")
+    );
+    assert!(
+        elsewhere.seen().is_empty(),
+        "the redirect was followed: {:?}",
+        elsewhere.seen()
+    );
+}

@@ -143,8 +143,11 @@ impl Prometheus {
         if let Some(c) = cell.get() {
             return Ok(c.clone());
         }
+        // A redirect is never followed: it could carry the credentials (or the query) to
+        // another host. Prometheus answering one is an error, like any other non-2xx.
         let mut b = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("canary-engine/", env!("CARGO_PKG_VERSION")));
         if let Some(pem) = &self.config.ca_pem {
             let cert = reqwest::Certificate::from_pem(pem)

@@ -42,6 +42,8 @@ pub struct Reply {
     pub body: String,
     /// Wait this long before answering.
     pub delay: Duration,
+    /// A `Location` header (for redirects).
+    pub location: Option<String>,
 }
 
 impl Reply {
@@ -52,6 +54,7 @@ impl Reply {
             content_type: "application/json",
             body: body.into(),
             delay: Duration::ZERO,
+            location: None,
         }
     }
 
@@ -62,6 +65,7 @@ impl Reply {
             content_type: "text/plain",
             body: body.into(),
             delay: Duration::ZERO,
+            location: None,
         }
     }
 }
@@ -94,8 +98,13 @@ impl Server {
                     seen.lock().unwrap().push(req.clone());
                     let reply = handler(&req);
                     std::thread::sleep(reply.delay);
+                    let location = reply
+                        .location
+                        .as_ref()
+                        .map(|l| format!("Location: {l}\r\n"))
+                        .unwrap_or_default();
                     let head = format!(
-                        "HTTP/1.1 {} X\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        "HTTP/1.1 {} X\r\nContent-Type: {}\r\nContent-Length: {}\r\n{location}Connection: close\r\n\r\n",
                         reply.status,
                         reply.content_type,
                         reply.body.len()
