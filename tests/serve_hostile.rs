@@ -1,4 +1,5 @@
-//! `canary serve` against clients nobody planned for, over TCP.
+//! `canary serve` against clients and upstreams nobody planned for, over TCP: oversized and
+//! trickled requests, a redirecting Prometheus, hostile names and ids.
 
 mod common;
 
@@ -168,4 +169,59 @@ fn a_prometheus_redirect_is_never_followed() {
         "the redirect was followed: {:?}",
         elsewhere.seen()
     );
+}
+
+/// Judge names and analysis ids that try path traversal, odd bytes or huge lengths get a
+/// JSON 404 (or 400/414-class refusal), never a file, never a 5xx.
+#[test]
+fn hostile_names_and_ids_are_refused_cleanly() {
+    let port = common::prom::free_port();
+    let s = Serve::start(&format!("http://127.0.0.1:{port}"), &[]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let long = "a".repeat(60_000);
+    for name in [
+        "../../../../etc/passwd",
+        "..%2f..%2fetc%2fpasswd",
+        "/etc/passwd",
+        "judge\u{0}name",
+        "istio-golden-signals/../istio-golden-signals",
+        long.as_str(),
+    ] {
+        let (status, v) = rt.block_on(async {
+            let r = client
+                .post(format!("{}/api/v1/judge", s.url))
+                .bearer_auth(TOKEN)
+                .json(&serde_json::json!({"judge": name, "args": {}}))
+                .send()
+                .await
+                .unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        });
+        assert_eq!(status, 404, "{name:.40}: {v}");
+        assert_eq!(v["error"]["code"], "unknown_judge", "{name:.40}: {v}");
+        assert!(!v.to_string().contains("root:"), "{v}");
+    }
+    for id in ["..%2F..%2Fetc%2Fpasswd", "%00", "x".repeat(4000).as_str()] {
+        let (status, body) = rt.block_on(async {
+            let r = client
+                .get(format!("{}/api/v1/analyses/{id}", s.url))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap_or_default())
+        });
+        assert!(
+            (400..500).contains(&status),
+            "{id:.40}: {status} {body:.200}"
+        );
+        assert!(!body.contains("root:"), "{body:.200}");
+    }
 }
