@@ -156,18 +156,22 @@ pub fn router(state: AppState) -> Router {
 /// can read the 413; past it, or after the client timeout, the connection is closed.
 const DRAIN_BYTES: usize = 64 * 1024 * 1024;
 
-fn too_large(limit: usize) -> Response {
-    let mut resp = AppError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "body_too_large",
-        format!("request body over {limit} bytes"),
-    )
-    .into_response();
+/// `e` with `Connection: close`: the rest of what the client sends is not read.
+fn closing(e: AppError) -> Response {
+    let mut resp = e.into_response();
     resp.headers_mut().insert(
         header::CONNECTION,
         header::HeaderValue::from_static("close"),
     );
     resp
+}
+
+fn too_large(limit: usize) -> Response {
+    closing(AppError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("request body over {limit} bytes"),
+    ))
 }
 
 /// Every request body is read here first, within the client timeout and the size limit:
@@ -208,20 +212,14 @@ async fn read_body(State(state): State<AppState>, req: Request, next: Next) -> R
     let (parts, body) = req.into_parts();
     let bytes = match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
         Err(_) => {
-            let mut resp = AppError::new(
+            return closing(AppError::new(
                 StatusCode::REQUEST_TIMEOUT,
                 "body_timeout",
                 format!(
                     "request body not received within {}",
                     humantime::format_duration(timeout)
                 ),
-            )
-            .into_response();
-            resp.headers_mut().insert(
-                header::CONNECTION,
-                header::HeaderValue::from_static("close"),
-            );
-            return resp;
+            ))
         }
         Ok(Err(_)) => return too_large(limit),
         Ok(Ok(b)) => b,
@@ -242,15 +240,20 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let timeout = state.inner.settings.client_timeout;
-    let mut server = axum_server::from_tcp(listener.into_std()?)?
-        .handle(graceful(drain, shutdown))
-        .first_request_timeout(timeout);
-    server.http_builder().http1().header_read_timeout(timeout);
-    server.serve(router(state).into_make_service()).await
+    let server = axum_server::from_tcp(listener.into_std()?)?;
+    hardened(server, &state, drain, shutdown)
+        .serve(router(state).into_make_service())
+        .await
 }
 
-fn graceful<F>(drain: Duration, shutdown: F) -> axum_server::Handle<std::net::SocketAddr>
+/// What plain HTTP and HTTPS share: request headers within the client timeout, and on
+/// `shutdown` no new connections while requests in flight get up to `drain`.
+fn hardened<Acc, F>(
+    server: axum_server::Server<std::net::SocketAddr, Acc>,
+    state: &AppState,
+    drain: Duration,
+    shutdown: F,
+) -> axum_server::Server<std::net::SocketAddr, Acc>
 where
     F: Future<Output = ()> + Send + 'static,
 {
@@ -260,7 +263,10 @@ where
         shutdown.await;
         h.graceful_shutdown(Some(drain));
     });
-    handle
+    let timeout = state.inner.settings.client_timeout;
+    let mut server = server.handle(handle).first_request_timeout(timeout);
+    server.http_builder().http1().header_read_timeout(timeout);
+    server
 }
 
 /// Serve HTTPS with `config` (see [`tls_config`]), until `shutdown` resolves; then stop
@@ -275,12 +281,10 @@ pub async fn serve_tls<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let timeout = state.inner.settings.client_timeout;
-    let mut server = axum_server::tls_rustls::from_tcp_rustls(listener.into_std()?, config)?
-        .handle(graceful(drain, shutdown))
-        .first_request_timeout(timeout);
-    server.http_builder().http1().header_read_timeout(timeout);
-    server.serve(router(state).into_make_service()).await
+    let server = axum_server::tls_rustls::from_tcp_rustls(listener.into_std()?, config)?;
+    hardened(server, &state, drain, shutdown)
+        .serve(router(state).into_make_service())
+        .await
 }
 
 /// Load a PEM certificate chain and private key for [`serve_tls`].
