@@ -7,36 +7,20 @@
 mod common;
 
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::judge_data::{judge_openmetrics, BASELINE, CANARY};
+use common::judge_data::{BASELINE, CANARY};
 use common::prom::Prometheus;
 use common::serve::{Serve, TOKEN};
 use serde_json::Value;
 
 fn prometheus() -> &'static Prometheus {
-    static P: OnceLock<Prometheus> = OnceLock::new();
-    P.get_or_init(|| {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64;
-        Prometheus::start(&judge_openmetrics(now))
-    })
+    common::judge_data::shared_prometheus()
 }
 
 /// Argo's measurement of the shipped metric for `service`, or `None` (announced) without Go.
 fn argo(engine_url: &str, service: &str, token: &str, extra: &[&str]) -> Option<Value> {
-    let bin = match common::kube_server::go_binary("argo-rollouts") {
-        Ok(b) => b,
-        Err(why) => {
-            let required = std::env::var("CANARY_REQUIRE_KUBE").is_ok_and(|v| v == "1");
-            assert!(!required, "CANARY_REQUIRE_KUBE=1 but: {why}");
-            eprintln!("\n!!!!!!!!\n!!! SKIPPED: needs Argo Rollouts' code (tests/argo-rollouts, Go): {why}\n!!!!!!!!\n");
-            return None;
-        }
-    };
+    let bin = common::kube_server::go_harness("argo-rollouts")?;
     let template = common::project_path("analysis-templates/canary-engine-judge.yaml");
     let out = Command::new(bin)
         .arg("web")

@@ -22,15 +22,7 @@ const SEED: u64 = 20261203;
 
 /// The Go oracle's answers to `cases`, one per line, or `None` (announced) without Go.
 fn oracle(command: &str, cases: &[Value]) -> Option<Vec<Value>> {
-    let bin = match common::kube_server::go_binary("argo-rollouts") {
-        Ok(b) => b,
-        Err(why) => {
-            let required = std::env::var("CANARY_REQUIRE_KUBE").is_ok_and(|v| v == "1");
-            assert!(!required, "CANARY_REQUIRE_KUBE=1 but: {why}");
-            eprintln!("\n!!!!!!!!\n!!! SKIPPED: needs Argo Rollouts' code (tests/argo-rollouts, Go): {why}\n!!!!!!!!\n");
-            return None;
-        }
-    };
+    let bin = common::kube_server::go_harness("argo-rollouts")?;
     let mut child = Command::new(bin)
         .arg(command)
         .stdin(Stdio::piped())

@@ -8,21 +8,14 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::judge_data::{judge_openmetrics, BASELINE, CANARY};
+use common::judge_data::{BASELINE, CANARY};
 use common::prom::Prometheus;
 use serde_json::{json, Value};
 
 use common::serve::{Serve, TOKEN};
 
 fn prometheus() -> &'static Prometheus {
-    static P: OnceLock<Prometheus> = OnceLock::new();
-    P.get_or_init(|| {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64;
-        Prometheus::start(&judge_openmetrics(now))
-    })
+    common::judge_data::shared_prometheus()
 }
 
 fn server() -> &'static Serve {

@@ -152,3 +152,15 @@ impl Scenarios {
             .to_rfc3339()
     }
 }
+
+/// One real Prometheus per test binary, loaded with the judge scenarios ending now.
+pub fn shared_prometheus() -> &'static super::prom::Prometheus {
+    static P: std::sync::OnceLock<super::prom::Prometheus> = std::sync::OnceLock::new();
+    P.get_or_init(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        super::prom::Prometheus::start(&judge_openmetrics(now))
+    })
+}

@@ -64,6 +64,22 @@ pub fn server() -> Option<&'static KubeServer> {
         .as_ref()
 }
 
+/// The built `tests/<module>` Go harness, or `None` (announced loudly) without Go; with
+/// `CANARY_REQUIRE_KUBE=1` a missing harness fails the test instead.
+pub fn go_harness(module: &str) -> Option<PathBuf> {
+    match go_binary(module) {
+        Ok(b) => Some(b),
+        Err(why) => {
+            let required = std::env::var("CANARY_REQUIRE_KUBE").is_ok_and(|v| v == "1");
+            assert!(!required, "CANARY_REQUIRE_KUBE=1 but tests/{module}: {why}");
+            eprintln!(
+                "\n!!!!!!!!\n!!! SKIPPED: this test needs tests/{module} (Go): {why}\n!!!!!!!!\n"
+            );
+            None
+        }
+    }
+}
+
 fn project() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
