@@ -21,6 +21,9 @@ pub const EXIT_USAGE: u8 = 64;
 /// Exit code when the engine could not run for a reason outside the input.
 pub const EXIT_INFRASTRUCTURE: u8 = 3;
 
+/// Exit code when the output cannot be written (EX_IOERR).
+pub const EXIT_IO: u8 = 74;
+
 /// The async runtime a command runs on: `workers` threads (`None`: one per core, for
 /// `serve`; `Some(0)`: the current thread only). Failing to start it is an infrastructure
 /// error, not a usage error.
@@ -39,9 +42,6 @@ pub fn runtime(workers: Option<usize>) -> Result<tokio::runtime::Runtime, CliErr
     };
     built.map_err(|e| CliError::infrastructure(format!("cannot start the async runtime: {e}")))
 }
-
-/// Exit code when the output cannot be written (EX_IOERR).
-pub const EXIT_IO: u8 = 74;
 
 /// Prints a command's result and a newline. A closed pipe (`canary judge … | head`) is the
 /// reader's choice, not an error; any other write failure is exit 74.

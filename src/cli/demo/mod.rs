@@ -62,7 +62,9 @@ fn run_in(a: &DemoArgs, dir: &std::path::Path) -> Result<u8, CliError> {
     runtime.block_on(async {
         let kube = EmbeddedKube::start()
             .await
-            .map_err(|e| CliError::usage(format!("cannot start the stand-in API server: {e}")))?;
+            .map_err(|e| {
+                CliError::infrastructure(format!("cannot start the stand-in API server: {e}"))
+            })?;
         let templates = template::parse_str("analysis-templates/istio-success-rate.yaml", TEMPLATE)
             .map_err(|e| CliError::usage(format!("{e:?}")))?;
         let target = Target {
@@ -94,7 +96,7 @@ fn run_in(a: &DemoArgs, dir: &std::path::Path) -> Result<u8, CliError> {
             let analysis = template::resolve(&templates, &args)
                 .map_err(|e| CliError::usage(format!("{e:?}")))?;
             let mut applier = Applier::new(
-                kube.client().map_err(CliError::usage)?,
+                kube.client().map_err(CliError::infrastructure)?,
                 VirtualServiceRef {
                     namespace: "shop".into(),
                     name: "checkout".into(),
