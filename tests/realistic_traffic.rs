@@ -524,17 +524,15 @@ fn prometheus_path_agrees() {
 
 /// A promotion judges three analyses (10 %, 30 %, 50 % weight; 5 polls each). Each step is
 /// its own anchored sequence, so the per-promotion false-fail bound is the sum of the steps'
-/// budgets: the shipped spec (1 % per analysis) can reach ~3 %, and the same spec with its
-/// budget divided by the steps (`budget.alpha` 0.0033) keeps a promotion at ≤ 1 %. The
-/// Kayenta-compatible sliding-window judge is shown beside them. Detection is per promotion:
-/// any step's analysis failing rolls it back.
+/// budgets: the shipped spec at its full 1 % in every analysis can reach ~3 %; `canary
+/// promote` gives each of its three analyses a third of the budget
+/// (`JudgeSpec::with_budget_share`, the function it uses), which keeps a promotion at ≤ 1 %.
+/// The Kayenta-compatible sliding-window judge is shown beside them. Detection is per
+/// promotion: any step's analysis failing rolls it back.
 #[test]
 fn promotion_figures() {
     let shipped = load("analysis-templates/judge-istio-golden-signals.yaml");
-    let mut per_step = shipped.clone();
-    for m in &mut per_step.metrics {
-        m.config.alpha = m.config.alpha.map(|a| a / 3.0);
-    }
+    let per_step = shipped.with_budget_share(1.0 / 3.0);
     let n: usize = std::env::var("CANARY_SIM_PROMOTIONS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -573,8 +571,11 @@ fn promotion_figures() {
     let pct = |k: usize, n: usize| format!("{:.1} %", k as f64 / n as f64 * 100.0);
     let mut lines = Vec::new();
     for (name, spec) in [
-        ("v2 shipped (1 % per analysis)", &shipped),
-        ("v2, budget ÷ 3 steps", &per_step),
+        ("v2, full 1 % in every analysis", &shipped),
+        (
+            "v2 as `canary promote` runs it (1/3 per analysis)",
+            &per_step,
+        ),
         ("Kayenta-compatible (sliding window)", &kayenta),
     ] {
         let fa = rate(spec, &healthy, 0xfa1, n);

@@ -733,6 +733,13 @@ pub fn markdown(r: &Report) -> String {
             _ => {}
         }
     }
+    if let Some(share) = r.judge_budget_share {
+        out.push_str(&format!(
+            "\nEach analysis spent 1/{} of its Judge spec's false-alarm budget, so the whole \
+             promotion stays within it.\n",
+            (1.0 / share).round()
+        ));
+    }
     out
 }
 

@@ -209,6 +209,10 @@ pub struct Report {
     pub event_times: Vec<String>,
     /// Every analysis run.
     pub analyses: Vec<RunReport>,
+    /// The share of each Judge spec's false-alarm budget every analysis spent (1 / the
+    /// number of analyses with a Judge); absent without Judges.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub judge_budget_share: Option<f64>,
 }
 
 fn now() -> String {
@@ -235,7 +239,60 @@ fn with_progress(mut vs: Value, p: &Progress) -> Value {
     vs
 }
 
+/// `metrics` with each Judge's anytime-valid budget multiplied by `share`.
+pub fn with_budget_share(metrics: &[ResolvedMetric], share: f64) -> Vec<ResolvedMetric> {
+    metrics
+        .iter()
+        .map(|m| {
+            let mut m = m.clone();
+            if let Some(j) = &mut m.metric.provider.judge {
+                j.spec = std::sync::Arc::new(j.spec.with_budget_share(share));
+            }
+            m
+        })
+        .collect()
+}
+
+/// See [`Promotion::judge_budget_share`].
+pub fn budget_share(
+    steps: &[Step],
+    analyses: &[Vec<ResolvedMetric>],
+    background: Option<&Background>,
+) -> f64 {
+    let judged = steps
+        .iter()
+        .filter(|s| match s {
+            Step::Analysis(a) => analyses.get(*a).is_some_and(|m| has_judge(m)),
+            _ => false,
+        })
+        .count();
+    let background = background.is_some_and(|b| has_judge(&b.metrics));
+    1.0 / (judged + usize::from(background)).max(1) as f64
+}
+
+fn has_judge(metrics: &[ResolvedMetric]) -> bool {
+    metrics.iter().any(|m| m.metric.provider.judge.is_some())
+}
+
 impl Promotion {
+    /// The share of each Judge's false-alarm budget one of this promotion's analyses may
+    /// spend: 1 over the number of analyses that judge with a Judge spec (every `Analysis`
+    /// step with one, and the background analysis). Each analysis is its own anytime-valid
+    /// sequence, anchored when its weight was set, so a healthy canary is rolled back by
+    /// mistake at any step with probability at most the spec's `budget.alpha` in all.
+    pub fn judge_budget_share(&self) -> f64 {
+        budget_share(&self.steps, &self.analyses, self.background.as_ref())
+    }
+
+    fn judges_share(&self) -> Option<f64> {
+        let any = self.analyses.iter().any(|m| has_judge(m))
+            || self
+                .background
+                .as_ref()
+                .is_some_and(|b| has_judge(&b.metrics));
+        any.then(|| self.judge_budget_share())
+    }
+
     /// Write weights and progress in one update.
     async fn record(&self, weight: Option<u32>, p: &Progress) -> Result<(), ApplyError> {
         let target = self.target.clone();
@@ -430,11 +487,12 @@ impl Promotion {
                         since,
                         ..RunOptions::default()
                     };
+                    let metrics = with_budget_share(metrics, self.judge_budget_share());
                     let report = {
                         let stop = async {
                             cause.set(Some((&mut stop).await));
                         };
-                        analysis::run(metrics, &self.sources, options, stop, &mut |_| {}).await
+                        analysis::run(&metrics, &self.sources, options, stop, &mut |_| {}).await
                     };
                     if let Some(c) = cause.take() {
                         run.analyses.push(report);
@@ -535,8 +593,9 @@ impl Promotion {
             return std::future::pending().await;
         }
         let options = RunOptions::default();
+        let metrics = with_budget_share(&b.metrics, self.judge_budget_share());
         let report = analysis::run(
-            &b.metrics,
+            &metrics,
             &self.sources,
             options,
             std::future::pending(),
@@ -567,6 +626,7 @@ impl Promotion {
             events: vec![Event::RolledBack { reason }],
             event_times: vec![now()],
             analyses: Vec::new(),
+            judge_budget_share: None,
         }
     }
 }
@@ -597,6 +657,7 @@ impl Run<'_> {
             events: self.events,
             event_times: self.event_times,
             analyses: self.analyses,
+            judge_budget_share: self.promotion.judges_share(),
         }
     }
 
@@ -710,4 +771,52 @@ pub fn default_steps(weights: &[u32], pause: Duration, analysis: bool) -> Vec<St
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::template::judge_spec;
+
+    fn judge() -> Vec<ResolvedMetric> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/analysis-templates/judge-istio-golden-signals.yaml"
+        );
+        let text = std::fs::read_to_string(path).expect("shipped spec");
+        let spec = judge_spec::parse_str(path, &text)
+            .expect("valid spec")
+            .remove(0);
+        vec![crate::template::judge_metric(
+            spec,
+            Default::default(),
+            None,
+        )]
+    }
+
+    #[test]
+    fn each_judged_analysis_gets_its_share_of_the_budget() {
+        let steps = default_steps(&[10, 50, 100], Duration::ZERO, true);
+        let analyses = vec![judge()];
+        assert_eq!(budget_share(&steps, &analyses, None), 1.0 / 3.0);
+        let background = Background {
+            metrics: judge(),
+            starting_step: 0,
+        };
+        assert_eq!(budget_share(&steps, &analyses, Some(&background)), 0.25);
+        // Analyses without a Judge spend nothing of a Judge's budget.
+        assert_eq!(budget_share(&steps, &[Vec::new()], None), 1.0);
+
+        let scaled = with_budget_share(&analyses[0], 1.0 / 3.0);
+        let (before, after) = (
+            analyses[0][0].metric.provider.judge.as_ref().unwrap(),
+            scaled[0].metric.provider.judge.as_ref().unwrap(),
+        );
+        for (b, a) in before.spec.metrics.iter().zip(&after.spec.metrics) {
+            let (b, a) = (b.config.budget(), a.config.budget());
+            assert!((a - b / 3.0).abs() < 1e-15, "{a} vs {b}");
+        }
+        let total: f64 = after.spec.metrics.iter().map(|m| m.config.budget()).sum();
+        assert!((total - 0.01 / 3.0).abs() < 1e-12, "{total}");
+    }
 }

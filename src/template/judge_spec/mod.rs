@@ -877,6 +877,27 @@ pub struct Rendered {
 }
 
 impl JudgeSpec {
+    /// The same spec with every anytime-valid metric's false-alarm budget multiplied by
+    /// `share` (in (0, 1]): `canary promote` gives each of a promotion's analyses its share of
+    /// the spec's budget, so the promotion as a whole is failed by mistake with probability at
+    /// most `budget.alpha`. Per-step series metrics are not anytime-valid and keep their
+    /// confidence.
+    pub fn with_budget_share(&self, share: f64) -> JudgeSpec {
+        let share = if share.is_finite() {
+            share.clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
+        let mut out = self.clone();
+        if let Some(b) = &mut out.budget {
+            b.alpha *= share;
+        }
+        for m in out.metrics.iter_mut().filter(|m| m.source.is_sequential()) {
+            m.config.alpha = Some(m.config.budget() * share);
+        }
+        out
+    }
+
     /// Resolve the args of a request: given values, else defaults; unknown names are errors.
     pub fn resolve_args(
         &self,
