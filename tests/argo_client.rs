@@ -65,6 +65,30 @@ fn argo_reads_every_verdict_as_its_phase() {
     }
 }
 
+/// Early stopping through Argo's own code: with a `decide-after` longer than any poll has
+/// seen, a healthy canary whose tests cannot rule every regression out yet (no request of
+/// either variant over 500 ms: nothing shows the canary has fewer) is `wait`, an
+/// Inconclusive measurement Argo tolerates; a busy one whose every test has ruled its
+/// regression out is `pass` at once — with the template's consecutiveSuccessLimit 1, the
+/// measurement that ends the analysis Successful.
+#[test]
+fn a_decided_pass_ends_early_and_an_undecided_one_waits() {
+    let s = Serve::start(&prometheus().url, &[]);
+    for (service, phase, value) in [
+        ("busy", "Successful", "\"pass\""),
+        ("healthy", "Inconclusive", "\"wait\""),
+    ] {
+        let Some(m) = argo(&s.url, service, TOKEN, &["--arg", "decide-after=2h"]) else {
+            return;
+        };
+        assert_eq!(
+            (m["phase"].as_str().unwrap(), m["value"].as_str().unwrap()),
+            (phase, value),
+            "{service}: {m}"
+        );
+    }
+}
+
 #[test]
 fn a_wrong_token_is_an_error_measurement() {
     let s = Serve::start(&prometheus().url, &[]);

@@ -601,3 +601,151 @@ fn promotion_figures() {
     );
     assert_eq!(l13, 100);
 }
+
+/// Whether a poll of the v2 spec on `steps` is a decided pass: verdict pass and every metric
+/// `cleared` (each anytime-valid test has ruled out the regression it looks for) — what the
+/// judge answers as `decision: pass` before `decide_after`.
+fn decided_early(spec: &JudgeSpec, steps: &[Step], weight: f64) -> bool {
+    judge_all(spec, steps, weight)
+        .iter()
+        .all(|j| j.cleared && j.classification == Classification::Pass)
+}
+
+/// Whether the mirror test named `test` has ruled its regression out on `steps`.
+fn mirror_clears(spec: &JudgeSpec, steps: &[Step], weight: f64, test: &str) -> bool {
+    judge_all(spec, steps, weight)
+        .iter()
+        .flat_map(|j| &j.evidence)
+        .any(|e| e.test == test && e.state == "cleared")
+}
+
+fn judge_all(
+    spec: &JudgeSpec,
+    steps: &[Step],
+    weight: f64,
+) -> Vec<canary_engine::judge::MetricJudgement> {
+    spec.metrics
+        .iter()
+        .map(|m| {
+            let data = match &m.source {
+                MetricSource::Counters { .. } | MetricSource::Counts { .. } => MetricData {
+                    intervals: Some(intervals(steps)),
+                    ..MetricData::default()
+                },
+                MetricSource::Histogram { slower_than, .. } => MetricData {
+                    histogram: Some(HistogramData {
+                        bounds: BOUNDS.to_vec(),
+                        steps: buckets(steps),
+                        slower_than: *slower_than,
+                    }),
+                    ..MetricData::default()
+                },
+                MetricSource::Share { .. } => MetricData {
+                    share: Some(ShareData {
+                        canary: steps.iter().map(|s| s.canary.requests).collect(),
+                        baseline: steps.iter().map(|s| s.baseline.requests).collect(),
+                        expected: weight,
+                    }),
+                    ..MetricData::default()
+                },
+                MetricSource::Series(_) => MetricData::default(),
+            };
+            classify(&m.config, &data)
+        })
+        .collect()
+}
+
+/// Early stopping: how often, and how soon, a healthy canary's analysis ends with a decided
+/// pass before its planned 10 minutes; and, for canaries that are worse (exactly as bad as
+/// the spec tolerates: errors ×1.2, every request ×1.1 slower; a 3 % tail), how often an
+/// analysis is passed early by mistake, and how often the mirror test alone rules out the
+/// regression the canary really has (its own false-clear rate, which must stay within its
+/// budget whatever the regression test says).
+#[test]
+fn early_stopping_figures() {
+    let v2 = load("analysis-templates/judge-istio-golden-signals.yaml");
+    let n: usize = std::env::var("CANARY_SIM_EARLY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let scenarios = [
+        Scenario::healthy("healthy, 100 req/s, 10 %", 100.0, 0.10),
+        Scenario::healthy("healthy, 1000 req/s, 10 %", 1000.0, 0.10),
+        Scenario::healthy("healthy, 1000 req/s, 50 %", 1000.0, 0.50),
+        Scenario::healthy("healthy, 5000 req/s, 50 %", 5000.0, 0.50),
+        Scenario {
+            errors: 1.2,
+            pod_spread: false,
+            ..Scenario::healthy("at the margin: errors ×1.2, 5000 req/s, 50 %", 5000.0, 0.5)
+        },
+        Scenario {
+            latency: 1.1,
+            pod_spread: false,
+            ..Scenario::healthy("at the margin: latency ×1.1, 5000 req/s, 50 %", 5000.0, 0.5)
+        },
+        Scenario {
+            tail_frac: 0.03,
+            tail_factor: 6.0,
+            ..Scenario::healthy(
+                "a tail: 3 % of requests 6× slower, 5000 req/s, 50 %",
+                5000.0,
+                0.5,
+            )
+        },
+    ];
+    for (si, s) in scenarios.iter().enumerate() {
+        let mut early = Vec::new();
+        for i in 0..n {
+            let steps = traffic::analysis(s, 0xea71 + si as u64, i);
+            if let Some(p) =
+                (1..POLLS).find(|p| decided_early(&v2, &steps[..p * STEPS / POLLS], s.weight))
+            {
+                early.push(p as f64 * 2.0);
+            }
+        }
+        let mirror = match (s.errors != 1.0, s.latency != 1.0) {
+            (true, _) => Some("errors"),
+            (_, true) => Some("latency shift"),
+            _ => None,
+        };
+        if let Some(test) = mirror {
+            let cleared = (0..n)
+                .filter(|&i| {
+                    let steps = traffic::analysis(s, 0xea71 + si as u64, i);
+                    (1..=POLLS)
+                        .any(|p| mirror_clears(&v2, &steps[..p * STEPS / POLLS], s.weight, test))
+                })
+                .count();
+            println!(
+                "| {} | its `{test}` mirror test alone ruled it out in {cleared} of {n} analyses ({:.1} %, 95 % ≤ {:.1} %) |",
+                s.name,
+                cleared as f64 / n as f64 * 100.0,
+                upper95(cleared, n) * 100.0
+            );
+            assert!(
+                cleared as f64 / n as f64 <= 0.01,
+                "{}: {cleared} of {n}",
+                s.name
+            );
+        }
+        let k = early.len();
+        early.sort_by(f64::total_cmp);
+        let median = early.get(k / 2).map_or("—".into(), |m| format!("{m} min"));
+        println!(
+            "| {} | decided pass before 10 min in {k} of {n} analyses ({:.1} %, 95 % ≤ {:.1} %), median {median} |",
+            s.name,
+            k as f64 / n as f64 * 100.0,
+            upper95(k, n) * 100.0
+        );
+        if !s.is_healthy() {
+            assert!(
+                k as f64 / n as f64 <= 0.01,
+                "{}: passed early {k} of {n}",
+                s.name
+            );
+        }
+        if s.rps >= 5000.0 && s.is_healthy() {
+            assert!(k * 4 >= n, "{}: early in only {k} of {n}", s.name);
+        }
+    }
+}

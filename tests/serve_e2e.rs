@@ -648,3 +648,66 @@ fn the_concurrency_limit_answers_503_with_retry_after() {
         "the running judgement completes"
     );
 }
+
+/// Early stopping (STATISTICS.md §5): the `decision` Argo reads. A busy healthy canary has
+/// ruled every regression out — each metric `cleared`, every test's mirror e-value past its
+/// threshold — and is `pass` long before `decide_after`; a healthy canary with no request of
+/// either variant over 500 ms cannot rule out "1.5× as many slow requests" and `wait`s; once
+/// the analysis has run `decide_after`, its pass is final; a fail is `fail` at once.
+#[test]
+fn a_decided_pass_is_early_and_an_undecided_one_waits_for_decide_after() {
+    let s = server();
+    let body = |service: &str, after: &str| {
+        json!({"judge": "istio-golden-signals", "decide_after": after, "args": {
+            "service": service, "namespace": "prod", "canary_hash": CANARY,
+            "stable_hash": BASELINE}})
+    };
+    let (status, busy) = post(&s.url, &body("busy", "2h"), Some(TOKEN));
+    assert_eq!(status, 200, "{busy}");
+    assert_eq!(
+        (&busy["verdict"], &busy["decision"]),
+        (&json!("pass"), &json!("pass")),
+        "{busy}"
+    );
+    assert!(
+        busy["decision_reason"]
+            .as_str()
+            .unwrap()
+            .contains("decided early"),
+        "{busy}"
+    );
+    for m in busy["metrics"].as_array().unwrap() {
+        assert_eq!(m["cleared"], true, "{m}");
+        for e in m["evidence"].as_array().unwrap() {
+            assert_eq!(e["state"], "cleared", "{e}");
+            assert!(e["clear_e_value"].as_f64().unwrap() >= e["threshold"].as_f64().unwrap());
+        }
+    }
+
+    let (_, healthy) = post(&s.url, &body("healthy", "2h"), Some(TOKEN));
+    assert_eq!(
+        (&healthy["verdict"], &healthy["decision"]),
+        (&json!("pass"), &json!("wait")),
+        "{healthy}"
+    );
+    let why = healthy["decision_reason"].as_str().unwrap();
+    assert!(
+        why.contains("latency") && why.contains("poll again"),
+        "{why}"
+    );
+    let (_, after) = post(&s.url, &body("healthy", "8m"), Some(TOKEN));
+    assert_eq!(after["decision"], "pass", "{after}");
+    let (_, errors) = post(&s.url, &body("errors", "2h"), Some(TOKEN));
+    assert_eq!(errors["decision"], "fail", "{errors}");
+    let (_, quiet) = post(&s.url, &body("quiet", "8m"), Some(TOKEN));
+    assert_eq!(quiet["decision"], "inconclusive", "{quiet}");
+
+    for bad in [json!("soon"), json!(5)] {
+        let mut b = body("healthy", "");
+        b["decide_after"] = bad;
+        let (status, v) = post(&s.url, &b, Some(TOKEN));
+        assert_eq!(status, 400, "{v}");
+        assert_eq!(v["error"]["code"], "bad_decide_after", "{v}");
+        assert_eq!(v["error"]["field"], "decide_after", "{v}");
+    }
+}

@@ -12,7 +12,9 @@ use crate::stats::effect::{cles, mean_ratio, quantile_ratio};
 use crate::stats::ks::ks_test;
 use crate::stats::preprocess::{clean, Cleaned};
 use crate::stats::sample::{mean, quantile_sorted};
-use crate::stats::sequential::{sequential_test, totals, Interval};
+use crate::stats::sequential::{
+    sequential_test, sequential_test_against, totals, Interval, Mixture,
+};
 use crate::stats::{mann_whitney, MannWhitney};
 use serde::Serialize;
 
@@ -101,6 +103,11 @@ pub struct CountResult {
     pub baseline: Counts,
     /// Canary rate / baseline rate; null when undefined (no bad events anywhere).
     pub rate_ratio: Option<f64>,
+    /// Always-valid p-value of the mirror test: "the rate ratio is at least the tolerated
+    /// one"; small means that regression is ruled out.
+    pub cleared_p_value: f64,
+    /// The tolerated rate ratio the mirror test rules out.
+    pub tolerated_ratio: f64,
     /// What the count test concluded on its own.
     pub classification: Classification,
 }
@@ -162,6 +169,10 @@ pub struct MetricJudgement {
     /// versus "no".
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub evidence: Vec<Evidence>,
+    /// A pass that is already decided: every anytime-valid test of the metric has ruled out
+    /// the regression it looks for (false only for a metric without such tests, or one still
+    /// gathering evidence).
+    pub cleared: bool,
 }
 
 /// An anytime-valid test's evidence over every look since the analysis started.
@@ -180,19 +191,24 @@ pub struct Evidence {
     pub alpha: f64,
     /// How many times the evidence must still grow to decide (1 once decided).
     pub needed: f64,
-    /// `decided` (the test rejected: with the effect past its threshold, the metric fails)
-    /// or `not_yet`.
+    /// The regression the second, mirror test rules out ("error ratio ≥ 1.2"): once its
+    /// e-value reaches the same threshold, the canary is shown to be better than that.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rules_out: Option<String>,
+    /// The mirror test's e-value so far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clear_e_value: Option<f64>,
+    /// `decided` (the test rejected "no difference": with the effect past its threshold, the
+    /// metric fails), `cleared` (the mirror test rejected: a regression as large as the
+    /// tolerated one is ruled out — an early pass, even when a smaller difference is
+    /// significant) or `not_yet`.
     pub state: &'static str,
 }
 
 impl Evidence {
     /// Evidence of a test from its always-valid p-value and its budget.
     pub fn new(test: impl Into<String>, p_value: f64, alpha: f64) -> Evidence {
-        let e = if p_value > 0.0 {
-            1.0 / p_value
-        } else {
-            f64::INFINITY
-        };
+        let e = e_value_of(p_value);
         let threshold = 1.0 / alpha;
         let decided = p_value < alpha;
         Evidence {
@@ -202,9 +218,35 @@ impl Evidence {
             threshold,
             alpha,
             needed: if decided { 1.0 } else { threshold / e },
+            rules_out: None,
+            clear_e_value: None,
             state: if decided { "decided" } else { "not_yet" },
         }
     }
+
+    /// Adds the mirror test that rules `regression` out, from its always-valid p-value.
+    pub fn clearing(mut self, regression: impl Into<String>, p_value: f64) -> Evidence {
+        let e = e_value_of(p_value);
+        self.rules_out = Some(regression.into());
+        self.clear_e_value = Some(e);
+        // Cleared also when the regression test rejected "no difference": a canary shown to
+        // be worse by *less* than the tolerated effect passes, and that pass is decided.
+        if p_value < self.alpha {
+            self.state = "cleared";
+            self.needed = 1.0;
+        }
+        self
+    }
+
+    /// The regression this test looks for is ruled out.
+    pub fn is_cleared(&self) -> bool {
+        self.state == "cleared"
+    }
+}
+
+/// `1 / p`, finite even when the p-value underflows to 0 (JSON has no infinity).
+fn e_value_of(p_value: f64) -> f64 {
+    1.0 / p_value.max(f64::MIN_POSITIVE)
 }
 
 /// Four significant digits, for reasons a person reads.
@@ -507,11 +549,12 @@ fn tail_check(cfg: &MetricConfig, x: &[f64], y: &[f64]) -> TailCheck {
 fn judge_counts(cfg: &MetricConfig, intervals: &[Interval], out: &mut MetricJudgement) -> Part {
     let (part, result) = count_part(cfg, intervals, "canary fails more often", cfg.effect_gate());
     if cfg.count_test == CountTest::Sequential {
-        out.evidence.push(Evidence::new(
-            "errors",
-            result.sequential_p_value,
-            cfg.budget(),
-        ));
+        out.evidence.push(
+            Evidence::new("errors", result.sequential_p_value, cfg.budget()).clearing(
+                format!("error ratio ≥ {}×", num(result.tolerated_ratio)),
+                result.cleared_p_value,
+            ),
+        );
     }
     out.counts = Some(result);
     part
@@ -528,6 +571,13 @@ pub(crate) fn count_part(
     let (canary, baseline) = totals(intervals);
     let exact = exact_p_value(canary, baseline);
     let seq = sequential_test(intervals, &cfg.mixture()).p_value();
+    let tolerated = if gate.is_finite() && gate > 0.0 {
+        gate
+    } else {
+        1.0
+    };
+    let cleared =
+        sequential_test_against(intervals, &Mixture::below(tolerated), tolerated).p_value();
     let (cr, br) = (canary.rate(), baseline.rate());
     let rate_ratio = if br > 0.0 {
         cr / br
@@ -600,6 +650,8 @@ pub(crate) fn count_part(
         canary,
         baseline,
         rate_ratio: (!rate_ratio.is_nan()).then_some(rate_ratio),
+        cleared_p_value: cleared,
+        tolerated_ratio: tolerated,
         classification,
     };
     (
@@ -626,6 +678,7 @@ pub fn classify(cfg: &MetricConfig, data: &MetricData) -> MetricJudgement {
         histogram: None,
         share: None,
         evidence: Vec::new(),
+        cleared: false,
     };
     let mut parts = Vec::new();
     if let Some(h) = &data.histogram {
@@ -673,6 +726,23 @@ pub fn classify(cfg: &MetricConfig, data: &MetricData) -> MetricJudgement {
         };
     for p in parts {
         out.reasons.extend(p.reasons);
+    }
+    // Per-step series are not anytime-valid: a metric judged on them never passes early.
+    out.cleared = out.classification == Classification::Pass
+        && data.canary.is_none()
+        && data.baseline.is_none()
+        && !out.evidence.is_empty()
+        && out.evidence.iter().all(Evidence::is_cleared);
+    if out.cleared {
+        let ruled_out: Vec<&str> = out
+            .evidence
+            .iter()
+            .filter_map(|e| e.rules_out.as_deref())
+            .collect();
+        out.reasons.push(format!(
+            "decided: every anytime-valid test has ruled its regression out ({})",
+            ruled_out.join(", ")
+        ));
     }
     if out.critical {
         out.reasons.push(format!(

@@ -7,7 +7,9 @@ use serde::Serialize;
 use super::classify::{count_part, num, pct, Classification, CountResult, MetricJudgement, Part};
 use super::config::{EffectMeasure, MetricConfig};
 use crate::stats::counts::Counts;
-use crate::stats::histogram::{pooled, quantile, slow_counts, step_u, stratified_test};
+use crate::stats::histogram::{
+    cles_of_ratio, pooled, quantile, slow_counts, step_u, stratified_clear, stratified_test,
+};
 use crate::stats::histogram::{StepBuckets, Stratified};
 use crate::stats::sequential::Interval;
 
@@ -69,6 +71,12 @@ fn mixture_scale(steps: &[StepBuckets]) -> f64 {
         .map(step_u)
         .find(|s| s.var > 0.0)
         .map_or(1.0, |s| 4.0 * s.var)
+}
+
+/// More than half of the requests in one bucket (see `tests/fixtures/cles_margin.py`).
+fn coarse(pooled: &[f64]) -> bool {
+    let total: f64 = pooled.iter().map(|c| c.max(0.0)).sum();
+    total <= 0.0 || pooled.iter().any(|c| *c > 0.5 * total)
 }
 
 /// Judges a histogram metric.
@@ -235,11 +243,21 @@ pub(crate) fn judge_histogram(
             } else {
                 slow_reason = Some(format!("tail: {}", part.reasons.join("; ")));
             }
-            out.evidence.push(super::classify::Evidence::new(
-                format!("slower than {}", num(t)),
-                result.sequential_p_value,
-                alpha,
-            ));
+            out.evidence.push(
+                super::classify::Evidence::new(
+                    format!("slower than {}", num(t)),
+                    result.sequential_p_value,
+                    alpha,
+                )
+                .clearing(
+                    format!(
+                        "{}× as many requests slower than {}",
+                        num(result.tolerated_ratio),
+                        num(t)
+                    ),
+                    result.cleared_p_value,
+                ),
+            );
             slow = Some(result);
         }
     }
@@ -255,18 +273,45 @@ pub(crate) fn judge_histogram(
             ));
         }
     }
-    out.evidence.insert(
-        0,
-        super::classify::Evidence::new(
-            "latency shift",
-            if cfg.direction.flags_increase() {
-                test.p_value
-            } else {
-                test.p_value_down
-            },
-            alpha,
-        ),
+    let shift = super::classify::Evidence::new(
+        "latency shift",
+        if cfg.direction.flags_increase() {
+            test.p_value
+        } else {
+            test.p_value_down
+        },
+        alpha,
     );
+    // The mirror test rules out "slower by the tolerated effect"; only for a metric that
+    // looks for slower canaries alone (a two-sided one never passes early).
+    let shift = if cfg.direction.flags_increase() && !cfg.direction.flags_decrease() {
+        let (tolerated, what) = match cfg.effect.measure {
+            EffectMeasure::Cles => (allowed_up, format!("stratified CLES ≥ {}", num(allowed_up))),
+            // Half the tolerated slow-down, in CLES: bucket counts cannot tell a ×1.1 shift
+            // from a ×1.08 one, so the mirror test aims below the margin rather than at it
+            // (its false-clear rate at the margin is measured in tests/realistic_traffic.rs).
+            // Buckets so coarse that one holds over half the baseline's requests cannot show a
+            // 10 % slow-down at all: nothing is ruled out on them.
+            EffectMeasure::MeanRatio if coarse(&pb) => (
+                f64::NAN,
+                format!(
+                    "every request {}× slower (buckets too coarse for these latencies to rule                      it out)",
+                    num(allowed_up)
+                ),
+            ),
+            EffectMeasure::MeanRatio => (
+                cles_of_ratio(&data.bounds, &pb, 1.0 + (allowed_up - 1.0) / 2.0),
+                format!("every request {}× slower", num(allowed_up)),
+            ),
+        };
+        shift.clearing(
+            what,
+            stratified_clear(&data.steps, tolerated, mixture_scale(&data.steps)),
+        )
+    } else {
+        shift
+    };
+    out.evidence.insert(0, shift);
     out.histogram = Some(HistogramResult {
         e_value_threshold: 1.0 / alpha,
         test,

@@ -85,6 +85,36 @@ pub fn share_test(canary: &[f64], baseline: &[f64], expected: f64) -> (f64, f64)
     (last, (-best).exp().min(1.0))
 }
 
+/// Always-valid p-value of the mirror test: "the canary's share is at most `floor`" (a
+/// starved canary) against larger shares, a mixture over 16 shares from `1.05 · floor` up
+/// to twice the weight it is judged against. Small means starvation is ruled out.
+pub fn share_clear(canary: &[f64], baseline: &[f64], floor: f64, expected: f64) -> f64 {
+    if !(floor > 0.0 && floor < 1.0 && expected > floor) {
+        return 1.0;
+    }
+    let top = (2.0 * expected)
+        .min(0.5 * (1.0 + expected))
+        .max(1.06 * floor);
+    let (a, b, k) = ((1.05 * floor).ln(), top.ln(), 16);
+    let shares: Vec<f64> = (0..k)
+        .map(|j| (a + (b - a) * j as f64 / (k - 1) as f64).exp().min(0.999))
+        .collect();
+    let log_w = -(shares.len() as f64).ln();
+    let mut log_l = vec![0.0f64; shares.len()];
+    let mut best = f64::NEG_INFINITY;
+    for (&n, &m) in canary.iter().zip(baseline) {
+        let (n, m) = (n.max(0.0), m.max(0.0));
+        if n + m <= 0.0 {
+            continue;
+        }
+        for (l, w) in log_l.iter_mut().zip(&shares) {
+            *l += n * (w / floor).ln() + m * ((1.0 - w) / (1.0 - floor)).ln();
+        }
+        best = best.max(log_w + log_sum_exp(&log_l));
+    }
+    (-best).exp().min(1.0)
+}
+
 /// Judges the canary's share of requests.
 pub(crate) fn judge_share(cfg: &MetricConfig, data: &ShareData, out: &mut MetricJudgement) -> Part {
     let alpha = cfg.budget();
@@ -95,8 +125,17 @@ pub(crate) fn judge_share(cfg: &MetricConfig, data: &ShareData, out: &mut Metric
     let ratio = observed.map(|o| o / data.expected);
     let (log_e, p) = share_test(&data.canary, &data.baseline, data.expected);
     let allowed = cfg.effect.allowed_decrease.unwrap_or(0.5);
-    out.evidence
-        .push(super::classify::Evidence::new("traffic share", p, alpha));
+    let floor = allowed * data.expected;
+    out.evidence.push(
+        super::classify::Evidence::new("traffic share", p, alpha).clearing(
+            format!(
+                "a share of {}% or less ({}× its weight)",
+                num(floor * 100.0),
+                num(allowed)
+            ),
+            share_clear(&data.canary, &data.baseline, floor, data.expected),
+        ),
+    );
     out.share = Some(ShareResult {
         expected: data.expected,
         observed,
@@ -165,5 +204,13 @@ mod tests {
         let starved = share_test(&[2.0; 20], &[98.0; 20], 0.1);
         assert!(starved.1 < 1e-6, "{starved:?}");
         assert_eq!(share_test(&[5.0], &[0.0], 1.0), (0.0, 1.0));
+    }
+
+    #[test]
+    fn a_fair_share_rules_starvation_out_and_a_starved_one_does_not() {
+        assert!(share_clear(&[10.0; 20], &[90.0; 20], 0.05, 0.1) < 1e-4);
+        assert!(share_clear(&[10.0], &[90.0], 0.05, 0.1) > 0.01);
+        assert!(share_clear(&[5.0; 20], &[95.0; 20], 0.05, 0.1) > 0.1);
+        assert_eq!(share_clear(&[5.0], &[95.0], 0.0, 0.1), 1.0);
     }
 }

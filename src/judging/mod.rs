@@ -72,6 +72,84 @@ pub struct Anchor {
     pub steps: usize,
 }
 
+/// What an analysis polling this judge should do now: the verdict, plus whether a pass is
+/// already final. Argo reads it with `jsonPath: "{$.decision}"` (see
+/// `analysis-templates/canary-engine-judge.yaml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Promote: every anytime-valid test has ruled its regression out (an early pass), or the
+    /// analysis has run for `decide_after` and the verdict is pass (or no `decide_after`
+    /// was asked for and the verdict is pass).
+    Pass,
+    /// Roll back: the verdict is fail.
+    Fail,
+    /// No regression so far, but not ruled out yet and `decide_after` has not passed: poll
+    /// again.
+    Wait,
+    /// The verdict is marginal or inconclusive.
+    Inconclusive,
+}
+
+/// The decision, and why in words.
+fn decide(
+    verdict: Verdict,
+    metrics: &[MetricOutcome],
+    anchor: Option<&Anchor>,
+    end: DateTime<Utc>,
+    decide_after: Option<Duration>,
+) -> (Decision, String) {
+    match verdict {
+        Verdict::Fail => return (Decision::Fail, "the verdict is fail".into()),
+        Verdict::Marginal | Verdict::Inconclusive => {
+            return (
+                Decision::Inconclusive,
+                format!("the verdict is {}", verdict.as_str()),
+            )
+        }
+        Verdict::Pass => {}
+    }
+    if !metrics.is_empty() && metrics.iter().all(|m| m.judgement.cleared) {
+        return (
+            Decision::Pass,
+            "decided early: every metric's anytime-valid tests have ruled out the regression              they look for"
+                .into(),
+        );
+    }
+    let (Some(after), Some(a)) = (decide_after, anchor) else {
+        return (Decision::Pass, "the verdict is pass".into());
+    };
+    let start = DateTime::parse_from_rfc3339(&a.start)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or(end);
+    let elapsed = (end - start).to_std().unwrap_or_default();
+    let open: Vec<&str> = metrics
+        .iter()
+        .filter(|m| !m.judgement.cleared)
+        .map(|m| m.name.as_str())
+        .collect();
+    if elapsed >= after {
+        (
+            Decision::Pass,
+            format!(
+                "the verdict is pass after {} of analysis (decide_after {})",
+                humantime::format_duration(elapsed),
+                humantime::format_duration(after)
+            ),
+        )
+    } else {
+        (
+            Decision::Wait,
+            format!(
+                "pass so far, not decided yet ({} not ruled out) after {} of the {} to                  decide_after: poll again",
+                open.join(", "),
+                humantime::format_duration(elapsed),
+                humantime::format_duration(after)
+            ),
+        )
+    }
+}
+
 /// One metric's result, with the data it was judged on.
 #[derive(Debug, Clone, Serialize)]
 pub struct MetricOutcome {
@@ -133,6 +211,10 @@ pub struct Judgement {
     pub judge: String,
     /// `pass | marginal | fail | inconclusive`.
     pub verdict: Verdict,
+    /// `pass | fail | wait | inconclusive`: what a polling analysis should do now.
+    pub decision: Decision,
+    /// Why that decision.
+    pub decision_reason: String,
     /// 0–100 from the metrics' group scores.
     pub score: f64,
     /// Why, with numbers: the scorer's, then each SLO's.
@@ -160,6 +242,9 @@ pub struct JudgeOptions {
     /// Start of the analysis, when the caller knows it (Argo's analysis start, the moment
     /// `canary promote` set the step's weight); else it is found in the data.
     pub since: Option<DateTime<Utc>>,
+    /// How long after the start an undecided pass becomes a final `pass` decision (until
+    /// then it is `wait`); `None`: a pass verdict is always a `pass` decision.
+    pub decide_after: Option<Duration>,
 }
 
 impl Default for JudgeOptions {
@@ -167,6 +252,7 @@ impl Default for JudgeOptions {
         JudgeOptions {
             query_timeout: Duration::from_secs(8),
             since: None,
+            decide_after: None,
         }
     }
 }
@@ -381,9 +467,18 @@ pub async fn run(
             (v, SloOutcome::Pass) => v,
         };
     }
+    let (decision, decision_reason) = decide(
+        verdict,
+        &metrics,
+        anchor.as_ref(),
+        end,
+        options.decide_after,
+    );
     Ok(Judgement {
         judge: spec.name.clone(),
         verdict,
+        decision,
+        decision_reason,
         score: score_value,
         reasons,
         metrics,

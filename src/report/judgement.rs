@@ -44,6 +44,11 @@ pub fn section(j: &Judgement) -> String {
             .collect();
         out.push_str(&format!("<p class=\"meta\">args {}</p>", args.join(" ")));
     }
+    out.push_str(&format!(
+        "<p class=\"meta\">decision <b>{}</b>: {}</p>",
+        esc(&format!("{:?}", j.decision).to_lowercase()),
+        esc(&j.decision_reason)
+    ));
     if let Some(a) = &j.anchor {
         out.push_str(&format!(
             "<p class=\"meta\">analysis from {} ({:?}), {} steps</p>",
@@ -109,17 +114,20 @@ fn evidence_table(metrics: &[MetricOutcome]) -> String {
         .map(|(m, e)| {
             format!(
                 "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
-                 <td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+                 <td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td>\
+                 <td class=\"n\">{}</td><td>{}</td></tr>",
                 esc(&m.name),
                 esc(&e.test),
                 num(Some(e.e_value)),
                 num(Some(e.threshold)),
                 num(Some(e.alpha)),
                 num(Some(e.needed)),
-                if e.state == "decided" {
-                    "decided"
-                } else {
-                    "not yet"
+                esc(e.rules_out.as_deref().unwrap_or("–")),
+                num(e.clear_e_value),
+                match e.state {
+                    "decided" => "decided: regression",
+                    "cleared" => "cleared: ruled out",
+                    _ => "not yet",
                 }
             )
         })
@@ -129,7 +137,8 @@ fn evidence_table(metrics: &[MetricOutcome]) -> String {
     }
     format!(
         "<h2>Evidence so far</h2><table><tr><th>metric</th><th>test</th><th>e-value</th>\
-         <th>needed to decide</th><th>budget α</th><th>still ×</th><th>state</th></tr>{}</table>",
+         <th>needed to decide</th><th>budget α</th><th>still ×</th><th>mirror test rules out</th>\
+         <th>its e-value</th><th>state</th></tr>{}</table>",
         rows.join("")
     )
 }

@@ -488,7 +488,7 @@ async fn judge(
     };
     if let Some(extra) = body.as_object().and_then(|o| {
         o.keys()
-            .find(|k| !["judge", "args", "since"].contains(&k.as_str()))
+            .find(|k| !["judge", "args", "since", "decide_after"].contains(&k.as_str()))
     }) {
         return Err(AppError::bad_request(
             "bad_request",
@@ -524,6 +524,27 @@ async fn judge(
         }
     };
 
+    // How long an analysis runs before an undecided pass is final (Argo: (count − 1) ×
+    // interval, so its last poll decides).
+    let decide_after = match body.get("decide_after") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.trim().is_empty() => None,
+        Some(Value::String(s)) => Some(humantime::parse_duration(s.trim()).map_err(|e| {
+            AppError::bad_request(
+                "bad_decide_after",
+                format!("decide_after: {s:?} is not a duration ({e}), e.g. 8m"),
+                Some("decide_after"),
+            )
+        })?),
+        Some(_) => {
+            return Err(AppError::bad_request(
+                "bad_decide_after",
+                "decide_after: must be a duration string, e.g. 8m",
+                Some("decide_after"),
+            ))
+        }
+    };
+
     let Ok(_permit) = inner.permits.clone().try_acquire_owned() else {
         inner.metrics.overloaded.inc();
         return Err(AppError::new(
@@ -540,6 +561,7 @@ async fn judge(
     let options = JudgeOptions {
         query_timeout: deadline,
         since,
+        decide_after,
     };
     let run = judging::run(&spec, &args, &inner.sources, chrono::Utc::now(), options);
     let judgement = match tokio::time::timeout(deadline, run).await {
@@ -597,6 +619,8 @@ struct Stored {
 struct AnalysisDoc<'a> {
     id: &'a str,
     verdict: crate::judge::score::Verdict,
+    decision: crate::judging::Decision,
+    decision_reason: &'a str,
     score: f64,
     reasons: &'a [String],
     metrics: &'a [crate::judging::MetricOutcome],
@@ -620,6 +644,8 @@ fn json_response(s: &Stored) -> Response {
     let doc = AnalysisDoc {
         id: &s.id,
         verdict: j.verdict,
+        decision: j.decision,
+        decision_reason: &j.decision_reason,
         score: j.score,
         reasons: &j.reasons,
         metrics: &j.metrics,

@@ -250,6 +250,97 @@ pub fn stratified_test(steps: &[StepBuckets], v0: f64, alpha: f64) -> Stratified
     }
 }
 
+/// The stratified CLES a canary would have whose every request is `ratio` times slower than
+/// the baseline's, at the bucket resolution the test sees: the baseline's pooled per-bucket
+/// counts, spread inside each bucket evenly in log-latency (linearly in the first bucket,
+/// from 0), scaled by `ratio` and re-bucketed, then compared with the unscaled baseline with
+/// ties in one bucket counting ½. `ratio = 1` gives ½. Requests in `+Inf` stay there. NaN
+/// without baseline requests or a `+Inf` bucket.
+///
+/// Spreading evenly in log-latency slightly *under*states the CLES of a real ×`ratio` shift
+/// for log-normal latencies in Istio's buckets, and spreading linearly (as
+/// `histogram_quantile` does) overstates it; `tests/fixtures/cles_margin.py` prints both
+/// against the exact value.
+pub fn cles_of_ratio(bounds: &[f64], pooled: &[f64], ratio: f64) -> f64 {
+    let n = bounds.len();
+    let total: f64 = pooled.iter().map(|c| c.max(0.0)).sum();
+    if n < 2 || pooled.len() != n || bounds[n - 1] != f64::INFINITY || total <= 0.0 {
+        return f64::NAN;
+    }
+    if !(ratio.is_finite() && ratio > 0.0) {
+        return f64::NAN;
+    }
+    let p: Vec<f64> = pooled.iter().map(|c| c.max(0.0) / total).collect();
+    // Baseline CDF at x, linear inside each finite bucket.
+    let cdf = |x: f64| -> f64 {
+        let mut below = 0.0;
+        for j in 0..n - 1 {
+            let lo = if j == 0 {
+                bounds[0].min(0.0)
+            } else {
+                bounds[j - 1]
+            };
+            let hi = bounds[j];
+            if x < hi {
+                let inside = if lo > 0.0 && hi > lo {
+                    if x <= lo {
+                        0.0
+                    } else {
+                        ((x / lo).ln() / (hi / lo).ln()).clamp(0.0, 1.0)
+                    }
+                } else if hi > lo {
+                    ((x - lo) / (hi - lo)).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
+                return below + p[j] * inside;
+            }
+            below += p[j];
+        }
+        below
+    };
+    let mut c = 0.0;
+    let mut below_b = 0.0;
+    let mut prev_q = 0.0;
+    for j in 0..n {
+        let upto = if j == n - 1 {
+            1.0
+        } else {
+            cdf(bounds[j] / ratio)
+        };
+        let q = (upto - prev_q).max(0.0);
+        prev_q = upto.max(prev_q);
+        c += q * (below_b + p[j] / 2.0);
+        below_b += p[j];
+    }
+    c
+}
+
+/// Always-valid p-value of the mirror of [`stratified_test`]: "the stratified CLES is at
+/// least `cles`" (a canary slower by the tolerated effect), against smaller ones. It sums
+/// `U_k − cles · n_k m_k` over the steps with both variants and uses the same variance process
+/// and normal mixture; the variance is the no-difference one, which is accurate for the
+/// small margins a spec tolerates (the false-clear rate is checked by simulation).
+pub fn stratified_clear(steps: &[StepBuckets], cles: f64, v0: f64) -> f64 {
+    if !cles.is_finite() {
+        return 1.0;
+    }
+    let v0 = if v0.is_finite() && v0 > 0.0 { v0 } else { 1.0 };
+    let (mut s, mut v) = (0.0f64, 0.0f64);
+    let mut best = f64::NEG_INFINITY;
+    for step in steps {
+        let su = step_u(step);
+        if su.n > 0.0 && su.m > 0.0 {
+            s += su.u - cles * su.n * su.m;
+            v += su.var;
+        }
+        if s < 0.0 {
+            best = best.max(log_mixture(s, v, v0));
+        }
+    }
+    (-best).exp().min(1.0)
+}
+
 /// Pooled per-bucket counts of one side over all steps.
 pub fn pooled(steps: &[StepBuckets], canary: bool) -> Vec<f64> {
     let len = steps.first().map_or(0, |s| s.canary.len());
@@ -278,6 +369,87 @@ pub fn slow_counts(step: &StepBuckets, slow_from: usize) -> (f64, f64, f64, f64)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The row `40 0.6` of `python3 tests/fixtures/cles_margin.py`: log-normal latencies
+    /// (median 40 ms, σ 0.6) on Istio's default buckets; the judge's margin for a tolerated
+    /// ×1.1 is the log-spread CLES of ×1.05, 0.5182, under the exact 0.5400 of a real ×1.1.
+    #[test]
+    fn the_margin_matches_the_committed_script() {
+        use statrs::distribution::{ContinuousCDF, Normal};
+        let bounds = [
+            0.5,
+            1.0,
+            5.0,
+            10.0,
+            25.0,
+            50.0,
+            100.0,
+            250.0,
+            500.0,
+            1000.0,
+            2500.0,
+            5000.0,
+            10000.0,
+            30000.0,
+            60000.0,
+            300000.0,
+            600000.0,
+            1800000.0,
+            3600000.0,
+            f64::INFINITY,
+        ];
+        let z = Normal::standard();
+        let mut prev = 0.0;
+        let p: Vec<f64> = bounds
+            .iter()
+            .map(|&b: &f64| {
+                let c = if b.is_infinite() {
+                    1.0
+                } else {
+                    z.cdf((b / 40.0).ln() / 0.6)
+                };
+                let out = c - prev;
+                prev = c;
+                out
+            })
+            .collect();
+        let margin = cles_of_ratio(&bounds, &p, 1.05);
+        assert!((margin - 0.5182).abs() < 5e-5, "{margin}");
+    }
+
+    #[test]
+    fn the_cles_of_a_ratio_grows_from_one_half() {
+        let bounds = [10.0, 25.0, 50.0, 100.0, 250.0, f64::INFINITY];
+        let pooled = [100.0, 300.0, 400.0, 150.0, 40.0, 10.0];
+        assert!((cles_of_ratio(&bounds, &pooled, 1.0) - 0.5).abs() < 1e-12);
+        let (a, b) = (
+            cles_of_ratio(&bounds, &pooled, 1.1),
+            cles_of_ratio(&bounds, &pooled, 1.5),
+        );
+        assert!(0.5 < a && a < b && b < 1.0, "{a} {b}");
+        // Faster is below one half.
+        assert!(cles_of_ratio(&bounds, &pooled, 0.8) < 0.5);
+        assert!(cles_of_ratio(&bounds, &[0.0; 6], 1.1).is_nan());
+    }
+
+    #[test]
+    fn a_same_canary_is_cleared_with_enough_requests_and_a_slower_one_is_not() {
+        let step = StepBuckets {
+            canary: vec![10.0, 30.0, 40.0, 15.0, 4.0, 1.0],
+            baseline: vec![90.0, 270.0, 360.0, 135.0, 36.0, 9.0],
+        };
+        let bounds = [10.0, 25.0, 50.0, 100.0, 250.0, f64::INFINITY];
+        let c_a = cles_of_ratio(&bounds, &pooled(std::slice::from_ref(&step), false), 1.3);
+        let v0 = 4.0 * step_u(&step).var;
+        let many = vec![step.clone(); 40];
+        assert!(stratified_clear(&many, c_a, v0) < 1e-3);
+        assert!(stratified_clear(&many[..1], c_a, v0) > 0.05);
+        let slower = StepBuckets {
+            canary: vec![0.0, 10.0, 40.0, 35.0, 12.0, 3.0],
+            ..step
+        };
+        assert_eq!(stratified_clear(&vec![slower; 40], c_a, v0), 1.0);
+    }
 
     const INF: f64 = f64::INFINITY;
 

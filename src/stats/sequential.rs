@@ -57,6 +57,12 @@ impl Default for Mixture {
 }
 
 impl Mixture {
+    /// Alternatives for ruling a ratio of `null` or more out: 32 ratios log-spaced from
+    /// `null / 20` to `null / 1.05`.
+    pub fn below(null: f64) -> Self {
+        Self::geometric(null / 20.0, null / 1.05, 32)
+    }
+
     /// `count` ratios log-spaced between `from` and `to` inclusive, equally weighted.
     pub fn geometric(from: f64, to: f64, count: usize) -> Self {
         assert!(count >= 1 && from > 0.0 && to >= from);
@@ -92,9 +98,24 @@ impl Sequential {
 
 /// Runs the mixture test over `intervals` in time order.
 pub fn sequential_test(intervals: &[Interval], mixture: &Mixture) -> Sequential {
+    sequential_test_against(intervals, mixture, 1.0)
+}
+
+/// The mixture test of "the rate ratio is `null`" against the mixture's ratios. With
+/// `null = 1` and ratios above 1 it is the regression test; with `null` the tolerated ratio
+/// and [`Mixture::below`] it rules a regression *out* ("the canary's ratio is below
+/// `null`"): for any true ratio at or above `null` each step's likelihood ratio has mean at
+/// most 1 (the binomial's likelihood ratio is monotone in the ratio), so the same
+/// always-valid p-value holds for the whole composite null.
+pub fn sequential_test_against(intervals: &[Interval], mixture: &Mixture, null: f64) -> Sequential {
     let j = mixture.ratios.len();
     let log_w = -(j as f64).ln();
-    let log_r: Vec<f64> = mixture.ratios.iter().map(|r| r.ln()).collect();
+    let null = if null.is_finite() && null > 0.0 {
+        null
+    } else {
+        1.0
+    };
+    let log_r: Vec<f64> = mixture.ratios.iter().map(|r| (r / null).ln()).collect();
     let mut log_l = vec![0.0f64; j];
     let mut log_m = Vec::with_capacity(intervals.len());
     let mut p_values = Vec::with_capacity(intervals.len());
@@ -105,9 +126,10 @@ pub fn sequential_test(intervals: &[Interval], mixture: &Mixture) -> Sequential 
         if n + m > 0.0 {
             let rho = n / (n + m);
             if rho > 0.0 && rho < 1.0 {
-                // log L += x·ln(θ/ρ) + y·ln((1−θ)/(1−ρ)) = x·ln r − (x + y)·ln(1 + ρ(r − 1)).
+                // Against r₀: log L += x·ln(r / r₀) − (x + y)·ln((1 + ρ(r − 1)) / (1 + ρ(r₀ − 1))).
+                let at_null = (rho * (null - 1.0)).ln_1p();
                 for (l, (&r, &lr)) in log_l.iter_mut().zip(mixture.ratios.iter().zip(&log_r)) {
-                    *l += x * lr - (x + y) * (rho * (r - 1.0)).ln_1p();
+                    *l += x * lr - (x + y) * ((rho * (r - 1.0)).ln_1p() - at_null);
                 }
             }
         }
@@ -143,6 +165,22 @@ mod tests {
         let s = sequential_test(&[iv(0.0, 0.0, 0.0, 0.0)], &Mixture::default());
         assert_eq!(s.log_m, vec![0.0]);
         assert_eq!(s.p_value(), 1.0);
+    }
+
+    #[test]
+    fn a_healthy_canary_rules_out_a_regression_with_enough_events() {
+        // Equal error rates, 10 % canary: "ratio ≥ 1.2" is ruled out with enough errors and
+        // not with a handful.
+        let many: Vec<Interval> = (0..20).map(|_| iv(50.0, 5000.0, 450.0, 45000.0)).collect();
+        let s = sequential_test_against(&many, &Mixture::below(1.2), 1.2);
+        assert!(s.p_value() < 1e-3, "{}", s.p_value());
+        let few: Vec<Interval> = (0..20).map(|_| iv(1.0, 500.0, 9.0, 4500.0)).collect();
+        let s = sequential_test_against(&few, &Mixture::below(1.2), 1.2);
+        assert!(s.p_value() > 0.1, "{}", s.p_value());
+        // A canary really at the tolerated ratio is not cleared.
+        let at: Vec<Interval> = (0..20).map(|_| iv(60.0, 5000.0, 450.0, 45000.0)).collect();
+        let s = sequential_test_against(&at, &Mixture::below(1.2), 1.2);
+        assert!(s.p_value() > 0.5, "{}", s.p_value());
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! | `quiet`   | one request per 5 minutes per variant               | too few events       |
 //! | `burning` | identical, but both 20 % errors for the last hour   | burning (200×)       |
 //! | `silent`  | no series at all                                    | no events            |
+//! | `busy`    | identical, 40× the traffic, 0.05 % errors, 2 % over 500 ms | within budget  |
 
 /// Canary pod-template hash.
 pub const CANARY: &str = "c0ffee";
@@ -35,8 +36,13 @@ fn step(service: &str, canary: bool, t: i64, now: i64, rng: &mut Lcg) -> (u64, u
         let one = u64::from(t.rem_euclid(300) == 0);
         return (one, 0, [0, one, 0, 0, 0, 0, 0]);
     }
-    let requests = 500 + rng.next(100);
-    let mut errors = rng.next(3);
+    let busy = service == "busy";
+    let requests = if busy { 20000 } else { 500 } + rng.next(100);
+    let mut errors = if busy {
+        requests / 2000 + rng.next(3)
+    } else {
+        rng.next(3)
+    };
     if service == "errors" && canary {
         errors = requests / 20;
     }
@@ -57,6 +63,11 @@ fn step(service: &str, canary: bool, t: i64, now: i64, rng: &mut Lcg) -> (u64, u
     ];
     let assigned: u64 = b.iter().sum();
     b[4] = requests - assigned;
+    if busy {
+        let slow = f(0.02);
+        b[1] -= slow;
+        b[5] += slow;
+    }
     if service == "tail" && canary {
         let moved = f(0.03);
         b[1] -= moved;
@@ -72,7 +83,7 @@ pub fn judge_openmetrics(now: i64) -> String {
     let bounds = ["10", "50", "100", "250", "500", "1000", "2500", "+Inf"];
     let mut requests = String::new();
     let mut histogram = String::new();
-    for service in ["healthy", "errors", "tail", "quiet", "burning"] {
+    for service in ["healthy", "errors", "tail", "quiet", "burning", "busy"] {
         for (hash, canary) in [(CANARY, true), (BASELINE, false)] {
             let labels = format!(
                 r#"reporter="destination",destination_service_name="{service}",destination_service_namespace="prod",rollouts_pod_template_hash="{hash}""#

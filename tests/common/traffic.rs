@@ -70,6 +70,9 @@ pub struct Scenario {
     pub tail_factor: f64,
     /// Fraction of its share the canary actually receives.
     pub share: f64,
+    /// The canary's pods differ a little from the stable's (latency ×U(0.97, 1.03), errors
+    /// ×U(0.9, 1.1)), as real pods do; off for a canary exactly as bad as a margin.
+    pub pod_spread: bool,
 }
 
 impl Scenario {
@@ -85,6 +88,7 @@ impl Scenario {
             tail_frac: 0.0,
             tail_factor: 1.0,
             share: 1.0,
+            pod_spread: true,
         }
     }
 
@@ -169,6 +173,11 @@ pub fn analysis(s: &Scenario, seed: u64, index: usize) -> Vec<Step> {
     let mut rng = StdRng::seed_from_u64(seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let pod_latency = rng.random_range(0.97..1.03);
     let pod_errors = rng.random_range(0.9..1.1);
+    let (pod_latency, pod_errors) = if s.pod_spread {
+        (pod_latency, pod_errors)
+    } else {
+        (1.0, 1.0)
+    };
     let phase = rng.random_range(0.0..std::f64::consts::TAU);
     (0..STEPS)
         .map(|k| {
