@@ -4,33 +4,76 @@ mod common;
 
 use common::canary;
 
+/// The README's main command: three promotions with the statistical Judge. The healthy
+/// release goes 10 → 50 → 100 %; errors ×2 (a success rate a 99 % threshold passes) are
+/// rolled back at 10 % by the anytime-valid errors test, its evidence growing poll by poll
+/// past its threshold; an SLO burn is rolled back by the burn-rate gate.
 #[test]
-fn demo_promotes_the_healthy_release_and_rolls_back_the_regressed_one() {
+fn demo_promotes_with_the_statistical_judge_and_names_each_rollbacks_reason() {
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().to_str().unwrap();
+    let started = std::time::Instant::now();
     let (code, stdout, stderr) = canary(&["demo", "--markdown", "--out", dir]);
     assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
     assert!(
-        stdout.contains("release v2: Promoted") && stdout.contains("stable 0 % / canary 100 %"),
+        stdout.contains("release v2: Promoted — VirtualService now stable 0 % / canary 100 %"),
         "{stdout}"
     );
+    for release in ["v3", "v4"] {
+        assert!(
+            stdout.contains(&format!(
+                "release {release}: RolledBack — VirtualService now stable 100 % / canary 0 %"
+            )),
+            "{stdout}"
+        );
+    }
+    // v3: the errors test decided, with the numbers, and the threshold it slipped past.
+    let v3 = &stdout[stdout.find("release v3").unwrap()..stdout.find("release v4").unwrap()];
+    assert!(v3.contains("→ REGRESSION"), "{v3}");
+    assert!(v3.contains("why: errors: canary fails more often"), "{v3}");
+    assert!(v3.contains("rate ratio 2"), "{v3}");
     assert!(
-        stdout.contains("release v3: RolledBack") && stdout.contains("stable 100 % / canary 0 %"),
-        "{stdout}"
+        v3.contains("a 99 % success-rate threshold would have promoted it"),
+        "{v3}"
     );
-    assert!(stdout.contains("analysis Failed at step 2"), "{stdout}");
+    // Its errors e-value grows from poll to poll until it passes the threshold.
+    let e: Vec<f64> = v3
+        .lines()
+        .filter(|l| l.contains("poll "))
+        .map(|l| {
+            let at = l.find("errors e-value ").unwrap() + "errors e-value ".len();
+            l[at..].split(' ').next().unwrap().parse().unwrap()
+        })
+        .collect();
+    assert!(e.len() >= 2 && e.windows(2).all(|w| w[1] > w[0]), "{e:?}");
+    // v4: nothing wrong with the canary; the SLO gate.
+    let v4 = &stdout[stdout.find("release v4").unwrap()..];
+    assert!(v4.contains("why: SLO availability"), "{v4}");
+    assert!(!v4.contains("→ REGRESSION"), "{v4}");
     assert!(
-        stdout.contains("| 2 | analysis | Failed"),
+        stderr.contains("1/2 of its 1 % budget per analysis"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("| 1 | analysis | Failed"),
         "markdown summary: {stdout}"
     );
-    assert_eq!(stderr.matches("analysis Successful").count(), 3, "{stderr}");
+    assert_eq!(stderr.matches("analysis Successful").count(), 2, "{stderr}");
 
-    // The reports and the ledger are written, and `canary audit` reads the ledger.
+    // The reports, the deciding judgements and the ledger are written, and `canary audit`
+    // reads the ledger.
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.path().join("report-v3.json")).unwrap())
             .unwrap();
     assert_eq!(report["outcome"], "rolled_back");
     assert_eq!(report["final_weight"], 0);
+    assert_eq!(report["judge_budget_share"], 0.5);
+    let page = std::fs::read_to_string(out.path().join("judgement-v3.html")).unwrap();
+    assert!(
+        page.contains("Evidence so far") && page.contains("decision"),
+        "{page}"
+    );
     let summary = std::fs::read_to_string(out.path().join("summary.md")).unwrap();
     assert!(
         summary.contains("canary promote `shop/checkout:v2`: Promoted"),
@@ -47,10 +90,10 @@ fn demo_promotes_the_healthy_release_and_rolls_back_the_regressed_one() {
     ]);
     assert_eq!(code, 0);
     assert!(
-        stdout.contains("shop/checkout:v2") && stdout.contains("shop/checkout:v3"),
+        stdout.contains("shop/checkout:v2") && stdout.contains("shop/checkout:v4"),
         "{stdout}"
     );
-    assert!(stdout.contains("2 entries"), "{stdout}");
+    assert!(stdout.contains("3 entries"), "{stdout}");
 }
 
 #[test]

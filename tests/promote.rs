@@ -334,9 +334,11 @@ async fn a_resumed_promotion_judges_from_when_the_weight_was_set() {
         })
         .collect();
     assert!(!starts.is_empty(), "the Judge asked Prometheus for ranges");
-    // Counters need the sample one step before the first judged step: set_at floored to the
-    // 30 s step, minus 30 s. Every v2 metric is anchored, so every range starts there.
-    let want = (set_at.timestamp() / 30 * 30 - 30).to_string();
+    // The first judged step is the first whole 30 s step after set_at (set_at rounded up),
+    // and counters need the sample one step before it. Every v2 metric is anchored, so every
+    // range starts there.
+    let secs = set_at.timestamp() + i64::from(set_at.timestamp_subsec_nanos() > 0);
+    let want = ((secs + 29) / 30 * 30 - 30).to_string();
     for s in &starts {
         let s = s.split('.').next().unwrap();
         assert_eq!(s, want, "range start {s} vs the step's start {want}");

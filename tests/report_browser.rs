@@ -376,6 +376,14 @@ fn every_report_renders_in_a_real_browser_without_console_errors() {
         2,
         "Promotion",
     );
+    // The demo's deciding judgement: canary vs baseline per metric, the evidence, the budget.
+    inspect(
+        &b,
+        &file_url(&demo.join("judgement-v3.html")),
+        "demo judgement",
+        2,
+        "istio-golden-signals",
+    );
     b.bearer(TOKEN);
     inspect(
         &b,

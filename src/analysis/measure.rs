@@ -233,10 +233,24 @@ async fn judged(
     )
     .await
     .map_err(|e| e.to_string())?;
+    // The evidence so far rides along, so a promotion's report shows it grow poll by poll.
+    let evidence: Vec<serde_json::Value> = judgement
+        .metrics
+        .iter()
+        .flat_map(|m| {
+            m.judgement.evidence.iter().map(move |e| {
+                serde_json::json!({"metric": m.name, "test": e.test, "e_value": e.e_value,
+                    "threshold": e.threshold, "alpha": e.alpha, "state": e.state})
+            })
+        })
+        .collect();
     let json = serde_json::json!({
         "verdict": judgement.verdict,
+        "decision": judgement.decision,
         "score": judgement.score,
         "reasons": judgement.reasons,
+        "steps": judgement.anchor.as_ref().map(|a| a.steps),
+        "evidence": evidence,
     });
     let result = condition::from_json(&json);
     let mut outcome = judge(metric, &result, json.to_string(), Vec::new());

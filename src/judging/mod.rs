@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use serde::Serialize;
 
-mod steps;
+pub(crate) mod steps;
 
 use crate::judge::classify::MetricJudgement;
 use crate::judge::score::{score, Scored, Verdict};
@@ -261,7 +261,7 @@ fn floor_to(t: i64, step: i64) -> i64 {
     t - t.rem_euclid(step)
 }
 
-/// The start the sequential metrics are queried from: `since` floored to the step, or the
+/// The start the sequential metrics are queried from: `since` rounded up to the step, or the
 /// start of the look-back.
 fn sequence_start(
     spec: &JudgeSpec,
@@ -284,7 +284,14 @@ fn sequence_start(
             spec.name,
             humantime::format_duration(spec.lookback)
         ))),
-        Some(s) => Ok(DateTime::from_timestamp(floor_to(s.timestamp(), step), 0).unwrap_or(s)),
+        // The first whole step at or after `since`: a step that began before it holds
+        // traffic from before the analysis (the canary's share, in particular, is below the
+        // weight it was just given).
+        Some(s) => {
+            let t = s.timestamp() + i64::from(s.timestamp_subsec_nanos() > 0);
+            let up = floor_to(t + step - 1, step);
+            Ok(DateTime::from_timestamp(up, 0).unwrap_or(s))
+        }
         None => Ok(end - lookback),
     }
 }

@@ -253,6 +253,24 @@ pub fn with_budget_share(metrics: &[ResolvedMetric], share: f64) -> Vec<Resolved
         .collect()
 }
 
+/// The Judge arg that carries the canary's traffic weight in percent (the shipped spec's
+/// traffic-share metric reads it): `canary promote` sets it to each step's weight.
+pub const WEIGHT_ARG: &str = "canary_weight";
+
+/// A step's analysis: each Judge's budget share, and its `canary_weight` arg (when the spec
+/// declares one) set to the weight the step gave the canary.
+fn for_step(metrics: &[ResolvedMetric], share: f64, weight: u32) -> Vec<ResolvedMetric> {
+    let mut out = with_budget_share(metrics, share);
+    for m in &mut out {
+        if let Some(j) = &mut m.metric.provider.judge {
+            if j.spec.args.iter().any(|(name, _)| name == WEIGHT_ARG) {
+                j.args.insert(WEIGHT_ARG.to_string(), weight.to_string());
+            }
+        }
+    }
+    out
+}
+
 /// See [`Promotion::judge_budget_share`].
 pub fn budget_share(
     steps: &[Step],
@@ -487,7 +505,7 @@ impl Promotion {
                         since,
                         ..RunOptions::default()
                     };
-                    let metrics = with_budget_share(metrics, self.judge_budget_share());
+                    let metrics = for_step(metrics, self.judge_budget_share(), p.weight);
                     let report = {
                         let stop = async {
                             cause.set(Some((&mut stop).await));

@@ -74,7 +74,7 @@ pub fn section(r: &RunReport) -> String {
     for m in &r.metrics {
         out.push_str(&format!(
             "<tr><td>{}{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
-             <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+             <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"long\">{}</td></tr>",
             esc(&m.name),
             if m.dry_run { " (dry-run)" } else { "" },
             badge(m.phase.as_str()),

@@ -37,7 +37,7 @@ max-width:64rem;padding:0 1rem;color:#1f2328;line-height:1.45}\
 h1{font-size:1.6rem;margin-bottom:.3rem}h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid #d0d7de;padding-bottom:.2rem}\
 h3{font-size:1.05rem;margin:1.4rem 0 .4rem}\
 table{border-collapse:collapse;margin:.8rem 0;font-size:.92rem}\
-td,th{border:1px solid #d0d7de;padding:.3rem .6rem;text-align:left;vertical-align:top}\
+td,th{border:1px solid #d0d7de;padding:.3rem .6rem;text-align:left;vertical-align:top}td.long{overflow-wrap:anywhere}\
 th{background:#f6f8fa}td.n{text-align:right;font-variant-numeric:tabular-nums}\
 .badge{display:inline-block;padding:.1rem .7rem;border-radius:1rem;color:#fff;font-size:.85em;vertical-align:middle}\
 .meta{color:#57606a}.nochart{color:#57606a;font-style:italic}\

@@ -113,7 +113,7 @@ pub fn html(r: &Report) -> String {
     for (e, t) in r.events.iter().zip(&r.event_times) {
         let (kind, detail) = describe(e);
         body.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td class=\"long\">{}</td></tr>",
             esc(t),
             esc(&kind),
             esc(&detail)

@@ -19,6 +19,37 @@ use serde_json::{json, Value};
 struct Store {
     objects: HashMap<(String, String), Value>,
     version: u64,
+    weights: WeightLog,
+}
+
+/// When the canary's weight changed: `(unix seconds, percent)`, oldest first — what the
+/// demo's embedded Prometheus routes its simulated requests by.
+pub type WeightLog = Vec<(f64, u32)>;
+
+/// The weight of the `canary` subset on the first HTTP route that has one.
+fn canary_weight(obj: &Value) -> Option<u32> {
+    obj.pointer("/spec/http")?
+        .as_array()?
+        .iter()
+        .flat_map(|r| r["route"].as_array().into_iter().flatten())
+        .find(|d| d.pointer("/destination/subset").and_then(Value::as_str) == Some("canary"))
+        .and_then(|d| d["weight"].as_u64())
+        .map(|w| w.min(100) as u32)
+}
+
+impl Store {
+    fn insert(&mut self, key: (String, String), obj: Value) {
+        if let Some(w) = canary_weight(&obj) {
+            if self.weights.last().map(|l| l.1) != Some(w) {
+                self.weights.push((now(), w));
+            }
+        }
+        self.objects.insert(key, obj);
+    }
+}
+
+fn now() -> f64 {
+    chrono::Utc::now().timestamp_micros() as f64 / 1e6
 }
 
 type Shared = Arc<Mutex<Store>>;
@@ -91,7 +122,12 @@ impl EmbeddedKube {
                 .to_string(),
             obj["metadata"]["name"].as_str().unwrap_or("").to_string(),
         );
-        g.objects.insert(key, obj);
+        g.insert(key, obj);
+    }
+
+    /// Every change of the canary's weight so far.
+    pub fn weights(&self) -> WeightLog {
+        lock(&self.store).weights.clone()
     }
 
     /// The stored object.
@@ -132,7 +168,7 @@ async fn put_vs(
     }
     g.version += 1;
     body["metadata"]["resourceVersion"] = json!(g.version.to_string());
-    g.objects.insert(key, body.clone());
+    g.insert(key, body.clone());
     Json(body).into_response()
 }
 
