@@ -225,3 +225,123 @@ fn show() {
     let (_, out, _) = calibrate("tail", &["--html", "/tmp/calibration.html"]);
     println!("{out}");
 }
+
+const V2: &str = "analysis-templates/judge-istio-golden-signals.yaml";
+
+fn calibrate_v2(service: &str, extra: &[&str]) -> (i32, String, String) {
+    let d = data();
+    let (from, to) = (at(-50), at(0));
+    let service = format!("service={service}");
+    let canary = format!("canary_hash={CANARY}");
+    let stable = format!("stable_hash={BASELINE}");
+    let mut args = vec![
+        "calibrate",
+        V2,
+        "--prometheus",
+        &d.prometheus.url,
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--arg",
+        &service,
+        "--arg",
+        "namespace=prod",
+        "--arg",
+        &canary,
+        "--arg",
+        &stable,
+        "--arg",
+        "canary_weight=50",
+    ];
+    args.extend_from_slice(extra);
+    common::canary(&args)
+}
+
+/// The v2 kinds (raw counters, histogram buckets, traffic share) replayed by calibrate: an
+/// A/A of identical variants judges every window with data and raises no alarm; errors ×2
+/// and every request ×2 slower, injected into the same steps, are caught; a starved canary
+/// is caught by the share test once it gets less than half its share (its requests ÷4 —
+/// ÷2 leaves it two thirds of its share, which the spec tolerates).
+#[test]
+fn the_v2_kinds_are_calibrated_on_their_own_steps() {
+    let (code, out, err) = calibrate_v2(
+        "healthy",
+        &["--mode", "args", "--inject", "1.05,2,4", "--output", "json"],
+    );
+    assert_eq!(code, 0, "{err}\n{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    for name in ["errors", "latency", "traffic"] {
+        let m = metric(&v, name);
+        assert_eq!(m["nodata"], 0, "{name} judged every window: {m}");
+        assert_eq!(m["windows"], 6, "{m}");
+        assert_eq!(m["false_alarms"], 0, "{m}");
+    }
+    // Twice the errors, every request twice as slow, a quarter of the requests: caught in
+    // every fully regressed window.
+    for (name, factor) in [("errors", 2.0), ("latency", 2.0), ("traffic", 4.0)] {
+        assert_eq!(
+            detection(metric(&v, name), factor)["rate"],
+            1.0,
+            "{name}: {v}"
+        );
+    }
+    assert_eq!(detection(metric(&v, "traffic"), 2.0)["rate"], 0.0, "{v}");
+    // ×1.05 is under the allowed effects of errors and traffic: never an alarm. (Latency
+    // ×1.05 pushes requests past 500 ms where the baseline has none at all, which the
+    // slow-request test rightly flags.)
+    for name in ["errors", "traffic"] {
+        assert_eq!(
+            detection(metric(&v, name), 1.05)["rate"],
+            0.0,
+            "{name}: {v}"
+        );
+    }
+}
+
+/// `--polls`: analyses replayed the way Argo polls them, anchored at their starts. A/A: no
+/// analysis fails; each metric made worse from the start (×2; the share ÷4) fails every
+/// analysis, at a look within the analysis; the table says so.
+#[test]
+fn polled_analyses_give_the_per_analysis_rate_and_time_to_detection() {
+    let poll = [
+        "--mode",
+        "args",
+        "--inject",
+        "2,4",
+        "--polls",
+        "5",
+        "--poll-interval",
+        "2m",
+        "--every",
+        "10m",
+    ];
+    let mut json = poll.to_vec();
+    json.extend(["--output", "json"]);
+    let (code, out, err) = calibrate_v2("healthy", &json);
+    assert_eq!(code, 0, "{err}\n{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let p = &v["polled"];
+    assert_eq!(p["count"], 5, "{p}");
+    assert_eq!(p["interval_seconds"], 120);
+    assert!(p["analyses"].as_u64().unwrap() >= 4, "{p}");
+    assert_eq!(p["failed"], 0, "{p}");
+    assert_eq!(p["inconclusive"], 0, "{p}");
+    assert_eq!(p["looks"], p["analyses"].as_u64().unwrap() * 5, "{p}");
+    assert!(p["false_alarm_rate_upper95"].as_f64().unwrap() > 0.0);
+    for d in p["detection"].as_array().unwrap() {
+        if d["metric"] == "traffic" && d["factor"] == 2.0 {
+            assert_eq!(d["caught"], 0, "two thirds of its share is tolerated: {d}");
+            continue;
+        }
+        assert_eq!(d["caught"], d["analyses"], "{d}");
+        let t = d["median_seconds"].as_f64().unwrap();
+        assert!((120.0..=600.0).contains(&t), "{d}");
+    }
+    let (code, table, _) = calibrate_v2("healthy", &poll);
+    assert_eq!(code, 0);
+    assert!(
+        table.contains("Polled as Argo polls (count 5, interval 2m, failureLimit 0): 0 of"),
+        "{table}"
+    );
+}

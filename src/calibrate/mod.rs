@@ -24,10 +24,17 @@ use serde::Serialize;
 
 use crate::judge::classify::{classify, Classification, MetricData};
 use crate::judge::config::{Direction, EffectMeasure, MetricConfig};
+use crate::judge::histogram::HistogramData;
 use crate::judge::score::{score, Scored, Verdict};
+use crate::judge::share::ShareData;
+use crate::judging::steps;
 use crate::judging::{intervals, points};
 use crate::source::history::{align_down, History, HistoryStats};
+use crate::source::QueryValue;
 use crate::source::{self, PromQuery, Range, Sources};
+use crate::stats::counts::Counts;
+use crate::stats::histogram::{scaled, StepBuckets};
+use crate::stats::sequential::Interval;
 use crate::template::args::ArgError;
 use crate::template::judge_spec::{JudgeSpec, MetricSource};
 
@@ -56,6 +63,223 @@ pub struct Plan {
     pub target: f64,
     /// Injected regression factors (1.25 = 25 % worse).
     pub inject: Vec<f64>,
+    /// Also replay analyses the way Argo polls them.
+    pub polls: Option<Polls>,
+}
+
+/// Analyses polled as Argo polls a Judge: `count` looks, one every `interval`, the first one
+/// interval in, all anchored at the analysis's start; more than `failure_limit` failed looks
+/// fail the analysis.
+#[derive(Debug, Clone, Copy)]
+pub struct Polls {
+    /// Looks per analysis (Argo `count`).
+    pub count: u32,
+    /// Time between looks (Argo `interval`).
+    pub interval: Duration,
+    /// Failed looks tolerated (Argo `failureLimit`).
+    pub failure_limit: u32,
+}
+
+/// How a Judge spec fares when analyses are polled as Argo polls them: the per-analysis
+/// false-alarm rate (what a team feels: a healthy rollout aborted) and, with regressions
+/// injected into one metric from each analysis's start, how often and how fast they fail.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolledCalibration {
+    /// Looks per analysis.
+    pub count: u32,
+    /// Seconds between looks.
+    pub interval_seconds: u64,
+    /// Failed looks tolerated.
+    pub failure_limit: u32,
+    /// Analyses replayed (starts `every` apart whose last look is in the range).
+    pub analyses: usize,
+    /// Analyses none of whose looks was pass or fail (not enough data): not counted.
+    pub inconclusive: usize,
+    /// A/A analyses that failed: false alarms.
+    pub failed: usize,
+    /// `failed / (analyses − inconclusive)`.
+    pub false_alarm_rate: f64,
+    /// One-sided 95 % upper bound of that rate (Clopper-Pearson).
+    pub false_alarm_rate_upper95: f64,
+    /// The rate is at or under the target.
+    pub meets_target: bool,
+    /// Looks taken, and looks whose verdict was fail.
+    pub looks: usize,
+    /// Looks whose verdict was fail.
+    pub failed_looks: usize,
+    /// Per metric and injected factor.
+    pub detection: Vec<PolledDetection>,
+}
+
+/// Regressions injected into one metric from the analysis's start.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolledDetection {
+    /// The metric made worse.
+    pub metric: String,
+    /// The factor (1.25 = 25 % worse).
+    pub factor: f64,
+    /// Analyses replayed with it.
+    pub analyses: usize,
+    /// Analyses that failed.
+    pub caught: usize,
+    /// `caught / analyses`.
+    pub rate: f64,
+    /// Median time from the analysis's start to the failing look (caught ones).
+    pub median_seconds: Option<f64>,
+}
+
+/// Whether the metric judges steps since the analysis's start (the anytime-valid kinds) or a
+/// sliding window.
+fn anchored(m: &crate::template::judge_spec::JudgeMetric) -> bool {
+    !matches!(m.source, MetricSource::Series(_))
+}
+
+/// One analysis from `start`: the look that failed it (1-based), or `None`; and whether any
+/// look had a verdict other than inconclusive. `inject` makes metric `i` worse.
+fn polled_analysis(
+    spec: &JudgeSpec,
+    fetched: &[Fetched],
+    plan: &Plan,
+    polls: &Polls,
+    start: f64,
+    inject: Option<(usize, f64)>,
+    looks: &mut (usize, usize),
+) -> (Option<u32>, bool) {
+    let w = spec.window.as_secs_f64();
+    let interval = polls.interval.as_secs_f64();
+    let len = interval * f64::from(polls.count);
+    let (mut failed, mut decided) = (0u32, false);
+    for k in 1..=polls.count {
+        let end = start + interval * f64::from(k);
+        let scored: Vec<Scored> = spec
+            .metrics
+            .iter()
+            .zip(fetched)
+            .enumerate()
+            .map(|(i, (m, f))| {
+                let injected = inject.filter(|(mi, _)| *mi == i).map(|(_, f)| (f, start));
+                let data = if anchored(m) {
+                    let mut win = Windows::new(plan.mode, start, end);
+                    if plan.mode == Mode::Adjacent {
+                        // The same pods, one whole analysis earlier.
+                        win.baseline = (start - len, end - len);
+                        win.shift = len;
+                    }
+                    data_in(m, f, win, injected)
+                } else {
+                    data_at(m, f, plan.mode, end, w, injected)
+                };
+                let j = classify(&m.config, &data);
+                Scored {
+                    name: m.name.clone(),
+                    group: m.group.clone(),
+                    classification: j.classification,
+                    critical: j.critical,
+                    must_have_data: m.config.must_have_data,
+                }
+            })
+            .collect();
+        let v = if scored.is_empty() {
+            Verdict::Pass
+        } else {
+            score(&spec.scoring, &scored).verdict
+        };
+        looks.0 += 1;
+        match v {
+            Verdict::Fail => {
+                looks.1 += 1;
+                decided = true;
+                failed += 1;
+                if failed > polls.failure_limit {
+                    return (Some(k), true);
+                }
+            }
+            Verdict::Pass => decided = true,
+            Verdict::Marginal | Verdict::Inconclusive => {}
+        }
+    }
+    (None, decided)
+}
+
+fn polled(
+    spec: &JudgeSpec,
+    fetched: &[Fetched],
+    plan: &Plan,
+    polls: &Polls,
+    first: f64,
+    last: f64,
+) -> PolledCalibration {
+    let interval = polls.interval.as_secs_f64();
+    let len = interval * f64::from(polls.count);
+    let every = plan.every.as_secs_f64().max(1.0);
+    let mut starts = Vec::new();
+    let mut t = first;
+    while t + len <= last {
+        starts.push(t);
+        t += every;
+    }
+    let mut looks = (0, 0);
+    let (mut failed, mut inconclusive) = (0, 0);
+    for &s in &starts {
+        match polled_analysis(spec, fetched, plan, polls, s, None, &mut looks) {
+            (Some(_), _) => failed += 1,
+            (None, false) => inconclusive += 1,
+            (None, true) => {}
+        }
+    }
+    let judged = starts.len() - inconclusive;
+    let rate = if judged == 0 {
+        f64::NAN
+    } else {
+        failed as f64 / judged as f64
+    };
+    let mut detection = Vec::new();
+    for (i, m) in spec.metrics.iter().enumerate() {
+        for &factor in &plan.inject {
+            let mut times = Vec::new();
+            for &s in &starts {
+                let mut ignored = (0, 0);
+                if let (Some(k), _) = polled_analysis(
+                    spec,
+                    fetched,
+                    plan,
+                    polls,
+                    s,
+                    Some((i, factor)),
+                    &mut ignored,
+                ) {
+                    times.push(interval * f64::from(k));
+                }
+            }
+            times.sort_by(f64::total_cmp);
+            detection.push(PolledDetection {
+                metric: m.name.clone(),
+                factor,
+                analyses: starts.len(),
+                caught: times.len(),
+                rate: if starts.is_empty() {
+                    f64::NAN
+                } else {
+                    times.len() as f64 / starts.len() as f64
+                },
+                median_seconds: quantile(&times, 0.5),
+            });
+        }
+    }
+    PolledCalibration {
+        count: polls.count,
+        interval_seconds: polls.interval.as_secs(),
+        failure_limit: polls.failure_limit,
+        analyses: starts.len(),
+        inconclusive,
+        failed,
+        false_alarm_rate: rate,
+        false_alarm_rate_upper95: upper95(failed, judged),
+        meets_target: rate.is_finite() && rate <= plan.target,
+        looks: looks.0,
+        failed_looks: looks.1,
+        detection,
+    }
 }
 
 /// Why calibration could not run.
@@ -67,6 +291,9 @@ pub enum CalibrateError {
     /// A query failed: no rate can be claimed.
     #[error("query failed: {0}")]
     Source(#[from] source::Error),
+    /// The data cannot be judged (a histogram without `+Inf`, mismatched buckets).
+    #[error("{0}")]
+    Data(String),
 }
 
 /// A threshold and the false-alarm rate it gives on the A/A windows.
@@ -173,14 +400,155 @@ pub struct Calibration {
     pub verdicts: Vec<(i64, String)>,
     /// Per metric.
     pub metrics: Vec<MetricCalibration>,
+    /// Analyses polled as Argo polls them (with `--polls`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub polled: Option<PolledCalibration>,
     /// How the queries were answered.
     pub queries: HistoryStats,
 }
 
-/// A metric's history: series values, or counts, per side.
+/// A metric's history: series values, or counts, per side; for the kinds built from raw
+/// counters (`counters`, `histogram`, `share`), each step's increases, as the judge takes them.
 struct Fetched {
     canary: Vec<Vec<(f64, f64)>>,
     baseline: Vec<Vec<(f64, f64)>>,
+    steps: Option<Steps>,
+}
+
+/// Per-step data of the raw-counter kinds, canary and baseline (the same variant in adjacent
+/// mode).
+struct Steps {
+    canary: steps::Fetched,
+    baseline: steps::Fetched,
+}
+
+/// Steps (unix seconds) of `m` in `(after, upto]`, moved by `shift`.
+fn cut<V: Clone>(m: &BTreeMap<i64, V>, after: f64, upto: f64, shift: i64) -> BTreeMap<i64, V> {
+    m.iter()
+        .filter(|(t, _)| (**t as f64) > after && (**t as f64) <= upto)
+        .map(|(t, v)| (t + shift, v.clone()))
+        .collect()
+}
+
+/// The raw-counter kinds' data for canary steps in `(c_after, c_upto]` and baseline steps in
+/// `(b_after, b_upto]` moved by `shift`, with the canary made worse by `inject` after its
+/// start: bad events multiplied, every request slower (re-bucketed), or a smaller share.
+#[allow(clippy::too_many_arguments)]
+fn step_data(
+    s: &Steps,
+    direction: Direction,
+    (c_after, c_upto): (f64, f64),
+    (b_after, b_upto): (f64, f64),
+    shift: i64,
+    inject: Option<(f64, f64)>,
+) -> MetricData {
+    let worse = |t: i64| match inject {
+        Some((factor, from)) if t as f64 > from => Some(factor),
+        _ => None,
+    };
+    match (&s.canary, &s.baseline) {
+        (steps::Fetched::Counters { canary, .. }, steps::Fetched::Counters { baseline, .. }) => {
+            let (cb, ct) = (
+                cut(&canary.0, c_after, c_upto, 0),
+                cut(&canary.1, c_after, c_upto, 0),
+            );
+            let (bb, bt) = (
+                cut(&baseline.0, b_after, b_upto, shift),
+                cut(&baseline.1, b_after, b_upto, shift),
+            );
+            let iv = ct
+                .iter()
+                .filter_map(|(t, total)| {
+                    let b_total = bt.get(t)?;
+                    let bad = cb.get(t).copied().unwrap_or(0.0) * worse(*t).unwrap_or(1.0);
+                    Some(Interval {
+                        canary: Counts {
+                            bad: bad.min(*total),
+                            total: *total,
+                        },
+                        baseline: Counts {
+                            bad: bb.get(t).copied().unwrap_or(0.0).min(*b_total),
+                            total: *b_total,
+                        },
+                    })
+                })
+                .collect();
+            MetricData {
+                intervals: Some(iv),
+                ..MetricData::default()
+            }
+        }
+        (
+            steps::Fetched::Histogram {
+                bounds,
+                canary,
+                slower_than,
+                ..
+            },
+            steps::Fetched::Histogram { baseline, .. },
+        ) => {
+            let c = cut(canary, c_after, c_upto, 0);
+            let b = cut(baseline, b_after, b_upto, shift);
+            let steps = c
+                .iter()
+                .filter_map(|(t, counts)| {
+                    let baseline = b.get(t)?.clone();
+                    let canary = match worse(*t) {
+                        Some(f) => worsen_buckets(direction, bounds, counts, f),
+                        None => counts.clone(),
+                    };
+                    Some(StepBuckets { canary, baseline })
+                })
+                .collect();
+            MetricData {
+                histogram: Some(HistogramData {
+                    bounds: bounds.clone(),
+                    steps,
+                    slower_than: *slower_than,
+                }),
+                ..MetricData::default()
+            }
+        }
+        (
+            steps::Fetched::Share {
+                canary, expected, ..
+            },
+            steps::Fetched::Share { baseline, .. },
+        ) => {
+            let c = cut(canary, c_after, c_upto, 0);
+            let b = cut(baseline, b_after, b_upto, shift);
+            let (cv, bv): (Vec<f64>, Vec<f64>) = c
+                .iter()
+                .filter_map(|(t, n)| {
+                    let m = *b.get(t)?;
+                    let n = match worse(*t) {
+                        Some(f) => worsen(direction, *n, f),
+                        None => *n,
+                    };
+                    Some((n, m))
+                })
+                .unzip();
+            MetricData {
+                share: Some(ShareData {
+                    canary: cv,
+                    baseline: bv,
+                    expected: expected.clone().unwrap_or(f64::NAN),
+                }),
+                ..MetricData::default()
+            }
+        }
+        _ => MetricData::default(),
+    }
+}
+
+/// A canary step's buckets made worse: every request `factor` times slower (faster for a
+/// metric where lower is worse).
+fn worsen_buckets(direction: Direction, bounds: &[f64], counts: &[f64], factor: f64) -> Vec<f64> {
+    let ratio = match direction {
+        Direction::Decrease => 1.0 / factor,
+        _ => factor,
+    };
+    scaled(bounds, counts, ratio).unwrap_or_else(|| counts.to_vec())
 }
 
 async fn fetch(
@@ -189,12 +557,11 @@ async fn fetch(
     start: DateTime<Utc>,
     end: DateTime<Utc>,
     step: Duration,
-) -> Result<Vec<(f64, f64)>, source::Error> {
+) -> Result<QueryValue, source::Error> {
     let mut q = PromQuery::instant(query.to_string());
     q.timeout = Duration::from_secs(120);
     q.range = Some(Range { start, end, step });
-    let answer = sources.prometheus(&q).await?;
-    Ok(points(Some(&answer.value)))
+    Ok(sources.prometheus(&q).await?.value)
 }
 
 fn window(points: &[(f64, f64)], after: f64, upto: f64) -> Vec<(f64, f64)> {
@@ -223,10 +590,45 @@ fn data_at(
     w: f64,
     inject: Option<(f64, f64)>,
 ) -> MetricData {
-    let (c_after, b_after, b_upto) = match mode {
-        Mode::Adjacent => (end - w, end - 2.0 * w, end - w),
-        Mode::Args => (end - w, end - w, end),
-    };
+    data_in(m, f, Windows::new(mode, end - w, end), inject)
+}
+
+/// Which steps each side of an A/A comparison takes: the canary's `(after, upto]`, the
+/// baseline's, and how far the baseline's steps move to line up with the canary's.
+#[derive(Debug, Clone, Copy)]
+struct Windows {
+    canary: (f64, f64),
+    baseline: (f64, f64),
+    shift: f64,
+}
+
+impl Windows {
+    /// The canary's steps in `(after, upto]`; in adjacent mode the baseline is the same
+    /// variant's steps just before, as long, moved up to line up.
+    fn new(mode: Mode, after: f64, upto: f64) -> Windows {
+        let len = upto - after;
+        match mode {
+            Mode::Adjacent => Windows {
+                canary: (after, upto),
+                baseline: (after - len, after),
+                shift: len,
+            },
+            Mode::Args => Windows {
+                canary: (after, upto),
+                baseline: (after, upto),
+                shift: 0.0,
+            },
+        }
+    }
+}
+
+fn data_in(
+    m: &crate::template::judge_spec::JudgeMetric,
+    f: &Fetched,
+    win: Windows,
+    inject: Option<(f64, f64)>,
+) -> MetricData {
+    let ((c_after, end), (b_after, b_upto)) = (win.canary, win.baseline);
     let canary: Vec<Vec<(f64, f64)>> = f.canary.iter().map(|s| window(s, c_after, end)).collect();
     let baseline: Vec<Vec<(f64, f64)>> = f
         .baseline
@@ -252,10 +654,7 @@ fn data_at(
         MetricSource::Counts { .. } => {
             // Intervals pair steps by time: in adjacent mode, line the earlier window up
             // with the later one.
-            let shift = match mode {
-                Mode::Adjacent => w,
-                Mode::Args => 0.0,
-            };
+            let shift = win.shift;
             let moved = |s: &[(f64, f64)]| -> Vec<(f64, f64)> {
                 s.iter().map(|&(t, v)| (t + shift, v)).collect()
             };
@@ -275,10 +674,19 @@ fn data_at(
                 ..MetricData::default()
             }
         }
-        // Not yet replayed by calibrate: nodata, stated in the README.
         MetricSource::Counters { .. }
         | MetricSource::Histogram { .. }
-        | MetricSource::Share { .. } => MetricData::default(),
+        | MetricSource::Share { .. } => match &f.steps {
+            Some(st) => step_data(
+                st,
+                m.config.direction,
+                (c_after, end),
+                (b_after, b_upto),
+                win.shift as i64,
+                inject,
+            ),
+            None => MetricData::default(),
+        },
     }
 }
 
@@ -382,7 +790,9 @@ pub async fn run(
     let rendered = spec.render(&values)?;
     let step = spec.step.max(Duration::from_secs(1));
     let w = spec.window.as_secs_f64();
-    let lookback = 2 * spec.window + 2 * step;
+    // Adjacent windows reach one window back; adjacent polled analyses one analysis back.
+    let analysis = plan.polls.map_or(Duration::ZERO, |p| p.interval * p.count);
+    let lookback = 2 * spec.window.max(analysis) + 2 * step;
     let history = Arc::new(History::new(step, plan.from, plan.to, lookback));
     let sources = sources.clone().with_history(history.clone());
     let first = align_down(plan.from, step);
@@ -416,7 +826,27 @@ pub async fn run(
             Mode::Adjacent => baseline.clone(),
             Mode::Args => side(canary_q).await?,
         };
-        fetched.push(Fetched { canary, baseline });
+        let m = &spec.metrics[i];
+        let steps = if m.source.is_counter() {
+            let expected = rendered.expected_share.get(i).cloned().flatten();
+            let of = |v: &Vec<QueryValue>| {
+                let refs: Vec<&QueryValue> = v.iter().collect();
+                steps::fetch(m, &refs, &refs, &expected, step.as_secs_f64())
+            };
+            let data = |e: crate::judging::JudgeError| CalibrateError::Data(e.to_string());
+            Some(Steps {
+                canary: of(&canary).map_err(data)?,
+                baseline: of(&baseline).map_err(data)?,
+            })
+        } else {
+            None
+        };
+        let flat = |v: Vec<QueryValue>| v.iter().map(|q| points(Some(q))).collect();
+        fetched.push(Fetched {
+            canary: flat(canary),
+            baseline: flat(baseline),
+            steps,
+        });
     }
 
     let every = plan.every.as_secs().max(1) as i64;
@@ -567,6 +997,18 @@ pub async fn run(
         });
     }
 
+    let polled = plan.polls.as_ref().map(|p| {
+        on_progress("replaying polled analyses", 0, 1);
+        polled(
+            spec,
+            &fetched,
+            plan,
+            p,
+            first.timestamp() as f64,
+            last.timestamp() as f64,
+        )
+    });
+
     // The overall A/A verdict per moment, scored as a judgement would be.
     let mut verdicts = Vec::new();
     let (mut fail, mut marginal, mut inconclusive) = (0, 0, 0);
@@ -625,6 +1067,7 @@ pub async fn run(
         windows_needed: windows_needed(plan.target),
         verdicts,
         metrics,
+        polled,
         queries: history.stats(),
     })
 }

@@ -43,6 +43,19 @@ pub struct CalibrateArgs {
     /// Regression sizes to inject, as factors (1.25 = 25 % worse), comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1.1,1.25,1.5,2")]
     pub inject: Vec<f64>,
+    /// Also replay analyses the way Argo polls the Judge: each starts an analysis that looks
+    /// this many times (`count`), every `--poll-interval`, anchored at its start, failing on
+    /// more than `--failure-limit` failed looks. Reports the per-analysis false-alarm rate
+    /// (with its 95 % bound) and, with each metric made worse from the start, how often and
+    /// how fast an analysis fails. The exit code then follows the per-analysis rate.
+    #[arg(long, value_name = "COUNT", requires = "poll_interval")]
+    pub polls: Option<u32>,
+    /// Time between looks of one analysis (Argo `interval`), e.g. 2m.
+    #[arg(long, value_parser = humantime::parse_duration, requires = "polls")]
+    pub poll_interval: Option<Duration>,
+    /// Failed looks an analysis tolerates (Argo `failureLimit`).
+    #[arg(long, default_value_t = 0, requires = "polls")]
+    pub failure_limit: u32,
     #[command(flatten)]
     pub source: SourceArgs,
     /// Output format.
@@ -107,6 +120,21 @@ pub fn run(a: &CalibrateArgs) -> Result<u8, CliError> {
         mode: a.mode,
         target: a.target,
         inject: a.inject.clone(),
+        polls: match (a.polls, a.poll_interval) {
+            (Some(count), Some(interval)) if count > 0 && !interval.is_zero() => {
+                Some(calibrate::Polls {
+                    count,
+                    interval,
+                    failure_limit: a.failure_limit,
+                })
+            }
+            (Some(_), _) => {
+                return Err(CliError::usage(
+                    "--polls and --poll-interval must both be above zero",
+                ))
+            }
+            _ => None,
+        },
     };
     let runtime = super::runtime(Some(2))?;
     let bar = if std::io::stderr().is_terminal() {
@@ -144,7 +172,8 @@ pub fn run(a: &CalibrateArgs) -> Result<u8, CliError> {
         Output::Table => render(&c),
     };
     write_stdout(&text)?;
-    Ok(if c.meets_target { 0 } else { 1 })
+    let meets = c.polled.as_ref().map_or(c.meets_target, |p| p.meets_target);
+    Ok(if meets { 0 } else { 1 })
 }
 
 fn pct(v: f64) -> String {
@@ -266,5 +295,68 @@ pub fn render(c: &Calibration) -> String {
         c.queries.range_queries,
         c.queries.passed_through
     ));
+    if let Some(p) = &c.polled {
+        out.push_str(&render_polled(p, c.target));
+    }
+    out
+}
+
+fn render_polled(p: &calibrate::PolledCalibration, target: f64) -> String {
+    use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+    let judged = p.analyses - p.inconclusive;
+    let mut out = format!(
+        "\n\nPolled as Argo polls (count {}, interval {}, failureLimit {}): {} of {} A/A \
+         analyses failed ({}, 95 % upper bound {}; {} inconclusive), {} of {} looks — {} the {} \
+         target per analysis.\n",
+        p.count,
+        secs(Some(p.interval_seconds as f64)),
+        p.failure_limit,
+        p.failed,
+        judged,
+        pct(p.false_alarm_rate),
+        pct(p.false_alarm_rate_upper95),
+        p.inconclusive,
+        p.failed_looks,
+        p.looks,
+        if p.meets_target { "meets" } else { "ABOVE" },
+        pct(target)
+    );
+    let mut d = Table::new();
+    d.load_preset(UTF8_FULL_CONDENSED);
+    let factors: Vec<f64> = {
+        let mut f: Vec<f64> = p.detection.iter().map(|d| d.factor).collect();
+        f.dedup();
+        f.sort_by(f64::total_cmp);
+        f.dedup();
+        f
+    };
+    let mut header = vec!["metric made worse from the start".to_string()];
+    header.extend(
+        factors
+            .iter()
+            .map(|f| format!("×{f}: analyses failed · median time")),
+    );
+    d.set_header(header);
+    let mut names: Vec<&str> = p.detection.iter().map(|d| d.metric.as_str()).collect();
+    names.dedup();
+    for name in names {
+        let mut row = vec![name.to_string()];
+        for f in &factors {
+            let x = p
+                .detection
+                .iter()
+                .find(|d| d.metric == name && d.factor == *f);
+            row.push(x.map_or("–".into(), |x| {
+                format!(
+                    "{} of {} · {}",
+                    x.caught,
+                    x.analyses,
+                    secs(x.median_seconds)
+                )
+            }));
+        }
+        d.add_row(row);
+    }
+    out.push_str(&d.to_string());
     out
 }

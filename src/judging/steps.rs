@@ -15,13 +15,13 @@ use crate::stats::sequential::Interval;
 use crate::template::judge_spec::{JudgeMetric, MetricSource};
 
 /// Step → value, keyed by unix seconds.
-type Steps = BTreeMap<i64, f64>;
+pub(crate) type Steps = BTreeMap<i64, f64>;
 
 /// Step → per-bucket requests.
 type BucketSteps = BTreeMap<i64, Vec<f64>>;
 
 /// One metric's data as fetched, before the cut at the analysis's start.
-pub(super) enum Fetched {
+pub(crate) enum Fetched {
     /// Sliding-window samples; `stride` keeps every `stride`-th point from the end.
     Series {
         canary: Vec<(f64, f64)>,
@@ -162,7 +162,7 @@ fn longest_range(query: &str) -> Option<f64> {
 }
 
 /// Fetched data of metric `m` from its canary and baseline answers.
-pub(super) fn fetch(
+pub(crate) fn fetch(
     m: &JudgeMetric,
     c: &[&QueryValue],
     b: &[&QueryValue],

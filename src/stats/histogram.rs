@@ -262,15 +262,35 @@ pub fn stratified_test(steps: &[StepBuckets], v0: f64, alpha: f64) -> Stratified
 /// `histogram_quantile` does) overstates it; `tests/fixtures/cles_margin.py` prints both
 /// against the exact value.
 pub fn cles_of_ratio(bounds: &[f64], pooled: &[f64], ratio: f64) -> f64 {
-    let n = bounds.len();
     let total: f64 = pooled.iter().map(|c| c.max(0.0)).sum();
-    if n < 2 || pooled.len() != n || bounds[n - 1] != f64::INFINITY || total <= 0.0 {
+    let Some(q) = scaled(bounds, pooled, ratio) else {
         return f64::NAN;
+    };
+    let mut c = 0.0;
+    let mut below_b = 0.0;
+    for (qj, pj) in q.iter().zip(pooled) {
+        let pj = pj.max(0.0) / total;
+        c += qj / total * (below_b + pj / 2.0);
+        below_b += pj;
+    }
+    c
+}
+
+/// The per-bucket counts of the same requests made `ratio` times slower: each bucket's
+/// requests spread evenly in log-latency inside it (linearly in the first bucket, from 0),
+/// scaled and re-bucketed; `+Inf` stays `+Inf`. The total is unchanged. `None` without
+/// requests, a `+Inf` bucket, or a positive finite ratio. Calibration injects latency
+/// regressions with it; [`cles_of_ratio`] turns it into the mirror test's margin.
+pub fn scaled(bounds: &[f64], counts: &[f64], ratio: f64) -> Option<Vec<f64>> {
+    let n = bounds.len();
+    let total: f64 = counts.iter().map(|c| c.max(0.0)).sum();
+    if n < 2 || counts.len() != n || bounds[n - 1] != f64::INFINITY || total <= 0.0 {
+        return None;
     }
     if !(ratio.is_finite() && ratio > 0.0) {
-        return f64::NAN;
+        return None;
     }
-    let p: Vec<f64> = pooled.iter().map(|c| c.max(0.0) / total).collect();
+    let p: Vec<f64> = counts.iter().map(|c| c.max(0.0) / total).collect();
     // Baseline CDF at x, linear inside each finite bucket.
     let cdf = |x: f64| -> f64 {
         let mut below = 0.0;
@@ -299,21 +319,17 @@ pub fn cles_of_ratio(bounds: &[f64], pooled: &[f64], ratio: f64) -> f64 {
         }
         below
     };
-    let mut c = 0.0;
-    let mut below_b = 0.0;
     let mut prev_q = 0.0;
-    for j in 0..n {
-        let upto = if j == n - 1 {
-            1.0
-        } else {
-            cdf(bounds[j] / ratio)
-        };
-        let q = (upto - prev_q).max(0.0);
-        prev_q = upto.max(prev_q);
-        c += q * (below_b + p[j] / 2.0);
-        below_b += p[j];
-    }
-    c
+    let out = bounds
+        .iter()
+        .map(|&b| {
+            let upto = if b.is_infinite() { 1.0 } else { cdf(b / ratio) };
+            let q = (upto - prev_q).max(0.0) * total;
+            prev_q = upto.max(prev_q);
+            q
+        })
+        .collect();
+    Some(out)
 }
 
 /// Always-valid p-value of the mirror of [`stratified_test`]: "the stratified CLES is at
@@ -415,6 +431,26 @@ mod tests {
             .collect();
         let margin = cles_of_ratio(&bounds, &p, 1.05);
         assert!((margin - 0.5182).abs() < 5e-5, "{margin}");
+    }
+
+    #[test]
+    fn scaling_moves_requests_up_and_keeps_the_total() {
+        let bounds = [10.0, 20.0, 40.0, f64::INFINITY];
+        let counts = [100.0, 100.0, 100.0, 10.0];
+        let same = scaled(&bounds, &counts, 1.0).unwrap();
+        for (a, b) in same.iter().zip(&counts) {
+            assert!((a - b).abs() < 1e-9, "{same:?}");
+        }
+        // Twice as slow: in log-latency, each doubling-wide bucket moves up by one.
+        let twice = scaled(&bounds, &counts, 2.0).unwrap();
+        assert!((twice.iter().sum::<f64>() - 310.0).abs() < 1e-9);
+        assert!((twice[3] - 110.0).abs() < 1e-9, "{twice:?}");
+        assert!(
+            (twice[2] - 100.0).abs() < 1e-9 && (twice[1] - 50.0).abs() < 1e-9,
+            "{twice:?}"
+        );
+        assert!(scaled(&bounds, &[0.0; 4], 2.0).is_none());
+        assert!(scaled(&bounds, &counts, 0.0).is_none());
     }
 
     #[test]
