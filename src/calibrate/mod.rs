@@ -513,11 +513,26 @@ fn step_data(
             steps::Fetched::Share {
                 canary, expected, ..
             },
-            steps::Fetched::Share { baseline, .. },
+            steps::Fetched::Share {
+                baseline,
+                expected: expected_b,
+                ..
+            },
         ) => {
             let c = cut(canary, c_after, c_upto, 0);
             let b = cut(baseline, b_after, b_upto, shift);
-            let (cv, bv): (Vec<f64>, Vec<f64>) = c
+            // Ready pods: the canary side's pods against the baseline side's, lined up.
+            let expected = match (expected, expected_b) {
+                (
+                    steps::Expected::ReadyPods { canary: cp, .. },
+                    steps::Expected::ReadyPods { baseline: bp, .. },
+                ) => steps::Expected::ReadyPods {
+                    canary: cut(cp, c_after, c_upto, 0),
+                    baseline: cut(bp, b_after, b_upto, shift),
+                },
+                (e, _) => e.clone(),
+            };
+            let ((cv, bv), ev): ((Vec<f64>, Vec<f64>), Vec<f64>) = c
                 .iter()
                 .filter_map(|(t, n)| {
                     let m = *b.get(t)?;
@@ -525,15 +540,11 @@ fn step_data(
                         Some(f) => worsen(direction, *n, f),
                         None => *n,
                     };
-                    Some((n, m))
+                    Some(((n, m), expected.at(*t)))
                 })
                 .unzip();
             MetricData {
-                share: Some(ShareData {
-                    canary: cv,
-                    baseline: bv,
-                    expected: expected.clone().unwrap_or(f64::NAN),
-                }),
+                share: Some(ShareData::at_steps(cv, bv, ev)),
                 ..MetricData::default()
             }
         }

@@ -19,8 +19,57 @@ pub struct ShareData {
     pub canary: Vec<f64>,
     /// Baseline requests per step.
     pub baseline: Vec<f64>,
-    /// The share the canary should get, in (0, 1].
+    /// The share the canary should get, in (0, 1] (with `expected_steps`: their
+    /// request-weighted mean, for reports).
     pub expected: f64,
+    /// The share it should get at each step, when it changes (its share of the ready pods);
+    /// NaN for a step with no ready pod, which is left out.
+    pub expected_steps: Option<Vec<f64>>,
+}
+
+impl ShareData {
+    /// Data whose expected share is given per step (e.g. from ready pods).
+    pub fn at_steps(canary: Vec<f64>, baseline: Vec<f64>, expected: Vec<f64>) -> ShareData {
+        if expected.windows(2).all(|w| w[0] == w[1]) {
+            let e = expected.first().copied().unwrap_or(f64::NAN);
+            return ShareData {
+                canary,
+                baseline,
+                expected: e,
+                expected_steps: None,
+            };
+        }
+        let (mut num, mut den) = (0.0, 0.0);
+        for ((c, b), e) in canary.iter().zip(&baseline).zip(&expected) {
+            if e.is_finite() {
+                num += e * (c + b);
+                den += c + b;
+            }
+        }
+        ShareData {
+            canary,
+            baseline,
+            expected: if den > 0.0 { num / den } else { f64::NAN },
+            expected_steps: Some(expected),
+        }
+    }
+
+    /// `(canary, baseline, expected share)` of each step with a known expected share.
+    fn steps(&self) -> Vec<(f64, f64, f64)> {
+        self.canary
+            .iter()
+            .zip(&self.baseline)
+            .enumerate()
+            .map(|(k, (c, b))| {
+                let e = self
+                    .expected_steps
+                    .as_ref()
+                    .map_or(self.expected, |v| v.get(k).copied().unwrap_or(f64::NAN));
+                (*c, *b, e)
+            })
+            .filter(|s| s.2.is_finite())
+            .collect()
+    }
 }
 
 /// What the share test found.
@@ -62,17 +111,26 @@ fn log_sum_exp(v: &[f64]) -> f64 {
 
 /// `(log e-value after the last step, always-valid p-value)` of the share test.
 pub fn share_test(canary: &[f64], baseline: &[f64], expected: f64) -> (f64, f64) {
-    if !(expected > 0.0 && expected < 1.0) {
-        return (0.0, 1.0);
-    }
+    let steps: Vec<(f64, f64, f64)> = canary
+        .iter()
+        .zip(baseline)
+        .map(|(c, b)| (*c, *b, expected))
+        .collect();
+    share_test_steps(&steps)
+}
+
+/// The share test over `(canary, baseline, expected share)` steps: the alternatives are the
+/// same fractions of each step's expected share, so the share may change from step to step
+/// (ready pods coming and going). A step whose expected share is not in (0, 1) is left out.
+pub fn share_test_steps(steps: &[(f64, f64, f64)]) -> (f64, f64) {
     let rs = alternatives();
     let log_w = -(rs.len() as f64).ln();
     let mut log_l = vec![0.0f64; rs.len()];
     let mut best = f64::NEG_INFINITY;
     let mut last = 0.0;
-    for (&n, &m) in canary.iter().zip(baseline) {
+    for &(n, m, expected) in steps {
         let (n, m) = (n.max(0.0), m.max(0.0));
-        if n + m <= 0.0 {
+        if n + m <= 0.0 || !(expected > 0.0 && expected < 1.0) {
             continue;
         }
         for (l, r) in log_l.iter_mut().zip(&rs) {
@@ -82,6 +140,9 @@ pub fn share_test(canary: &[f64], baseline: &[f64], expected: f64) -> (f64, f64)
         last = log_w + log_sum_exp(&log_l);
         best = best.max(last);
     }
+    if best == f64::NEG_INFINITY {
+        return (0.0, 1.0);
+    }
     (last, (-best).exp().min(1.0))
 }
 
@@ -89,25 +150,40 @@ pub fn share_test(canary: &[f64], baseline: &[f64], expected: f64) -> (f64, f64)
 /// starved canary) against larger shares, a mixture over 16 shares from `1.05 · floor` up
 /// to twice the weight it is judged against. Small means starvation is ruled out.
 pub fn share_clear(canary: &[f64], baseline: &[f64], floor: f64, expected: f64) -> f64 {
-    if !(floor > 0.0 && floor < 1.0 && expected > floor) {
+    if !(expected > 0.0) {
         return 1.0;
     }
-    let top = (2.0 * expected)
-        .min(0.5 * (1.0 + expected))
-        .max(1.06 * floor);
-    let (a, b, k) = ((1.05 * floor).ln(), top.ln(), 16);
-    let shares: Vec<f64> = (0..k)
-        .map(|j| (a + (b - a) * j as f64 / (k - 1) as f64).exp().min(0.999))
+    let steps: Vec<(f64, f64, f64)> = canary
+        .iter()
+        .zip(baseline)
+        .map(|(c, b)| (*c, *b, expected))
         .collect();
-    let log_w = -(shares.len() as f64).ln();
-    let mut log_l = vec![0.0f64; shares.len()];
+    share_clear_steps(&steps, floor / expected)
+}
+
+/// The mirror test over `(canary, baseline, expected share)` steps: "the share is at most
+/// `fraction` of each step's expected share", against larger fractions (from 1.05× that up to
+/// twice the expected share).
+pub fn share_clear_steps(steps: &[(f64, f64, f64)], fraction: f64) -> f64 {
+    if !(fraction > 0.0 && fraction < 1.0) {
+        return 1.0;
+    }
+    let top = (2.0 / fraction).max(1.06);
+    let (a, b, k) = (1.05f64.ln(), top.ln(), 16);
+    let gs: Vec<f64> = (0..k)
+        .map(|j| (a + (b - a) * j as f64 / (k - 1) as f64).exp())
+        .collect();
+    let log_w = -(gs.len() as f64).ln();
+    let mut log_l = vec![0.0f64; gs.len()];
     let mut best = f64::NEG_INFINITY;
-    for (&n, &m) in canary.iter().zip(baseline) {
+    for &(n, m, expected) in steps {
         let (n, m) = (n.max(0.0), m.max(0.0));
-        if n + m <= 0.0 {
+        let floor = fraction * expected;
+        if n + m <= 0.0 || !(floor > 0.0 && floor < 1.0) {
             continue;
         }
-        for (l, w) in log_l.iter_mut().zip(&shares) {
+        for (l, g) in log_l.iter_mut().zip(&gs) {
+            let w = (floor * g).min(0.5 * (1.0 + floor)).min(0.999);
             *l += n * (w / floor).ln() + m * ((1.0 - w) / (1.0 - floor)).ln();
         }
         best = best.max(log_w + log_sum_exp(&log_l));
@@ -123,7 +199,8 @@ pub(crate) fn judge_share(cfg: &MetricConfig, data: &ShareData, out: &mut Metric
     let total = canary + baseline;
     let observed = (total > 0.0).then(|| canary / total);
     let ratio = observed.map(|o| o / data.expected);
-    let (log_e, p) = share_test(&data.canary, &data.baseline, data.expected);
+    let steps = data.steps();
+    let (log_e, p) = share_test_steps(&steps);
     let allowed = cfg.effect.allowed_decrease.unwrap_or(0.5);
     let floor = allowed * data.expected;
     out.evidence.push(
@@ -133,7 +210,7 @@ pub(crate) fn judge_share(cfg: &MetricConfig, data: &ShareData, out: &mut Metric
                 num(floor * 100.0),
                 num(allowed)
             ),
-            share_clear(&data.canary, &data.baseline, floor, data.expected),
+            share_clear_steps(&steps, allowed),
         ),
     );
     out.share = Some(ShareResult {

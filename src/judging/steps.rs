@@ -43,12 +43,54 @@ pub(crate) enum Fetched {
         baseline: BTreeMap<i64, Vec<f64>>,
         slower_than: Option<f64>,
     },
-    /// Per-step requests of each variant and the expected share (0..1].
+    /// Per-step requests of each variant and the expected share.
     Share {
         canary: Steps,
         baseline: Steps,
-        expected: Result<f64, String>,
+        expected: Expected,
     },
+}
+
+/// The share the canary should get.
+#[derive(Debug, Clone)]
+pub(crate) enum Expected {
+    /// Its weight, in (0, 1].
+    Weight(f64),
+    /// Its share of the ready pods at each step: (canary, baseline) ready pods.
+    ReadyPods { canary: Steps, baseline: Steps },
+}
+
+impl Expected {
+    /// The expected share at step `t` (NaN when no variant has a ready pod).
+    pub(crate) fn at(&self, t: i64) -> f64 {
+        match self {
+            Expected::Weight(w) => *w,
+            Expected::ReadyPods { canary, baseline } => {
+                let (c, b) = (
+                    canary.get(&t).copied().unwrap_or(0.0),
+                    baseline.get(&t).copied().unwrap_or(0.0),
+                );
+                if c + b > 0.0 {
+                    c / (c + b)
+                } else {
+                    f64::NAN
+                }
+            }
+        }
+    }
+}
+
+/// A gauge's value at each step (summed over its series).
+fn gauge_steps(v: Option<&&QueryValue>) -> Steps {
+    let mut out = Steps::new();
+    for s in series_of(v) {
+        for &(t, x) in &s.samples {
+            if x.is_finite() {
+                *out.entry(t.round() as i64).or_insert(0.0) += x;
+            }
+        }
+    }
+    out
 }
 
 fn series_of<'a>(v: Option<&&'a QueryValue>) -> &'a [Series] {
@@ -236,21 +278,27 @@ pub(crate) fn fetch(
                 slower_than: *slower_than,
             }
         }
-        MetricSource::Share { .. } => {
-            let text = expected.clone().unwrap_or_default();
-            let expected = match text.trim().trim_end_matches('%').parse::<f64>() {
-                Ok(p) if p > 0.0 && p <= 100.0 => Ok(p / 100.0),
-                _ => Err(format!(
-                    "share.expected rendered to {text:?}: give the canary's weight in percent, \
-                     in (0, 100]"
-                )),
+        MetricSource::Share { ready_pods, .. } => {
+            let expected = if ready_pods.is_some() {
+                Expected::ReadyPods {
+                    canary: gauge_steps(c.get(1)),
+                    baseline: gauge_steps(b.get(1)),
+                }
+            } else {
+                let text = expected.clone().unwrap_or_default();
+                match text.trim().trim_end_matches('%').parse::<f64>() {
+                    Ok(p) if p > 0.0 && p <= 100.0 => Expected::Weight(p / 100.0),
+                    _ => {
+                        return Err(JudgeError::Data {
+                            metric: m.name.clone(),
+                            message: format!(
+                                "share.expected rendered to {text:?}: give the canary's weight \
+                                 in percent, in (0, 100]"
+                            ),
+                        })
+                    }
+                }
             };
-            if let Err(message) = &expected {
-                return Err(JudgeError::Data {
-                    metric: m.name.clone(),
-                    message: message.clone(),
-                });
-            }
             Fetched::Share {
                 canary: counter_steps(c.first()),
                 baseline: counter_steps(b.first()),
@@ -448,11 +496,11 @@ impl Fetched {
             } => {
                 let times = steps_after(&canary, &baseline, anchor);
                 let get = |s: &Steps, t: &i64| s.get(t).copied().unwrap_or(0.0);
-                let data = ShareData {
-                    canary: times.iter().map(|t| get(&canary, t)).collect(),
-                    baseline: times.iter().map(|t| get(&baseline, t)).collect(),
-                    expected: expected.unwrap_or(f64::NAN),
-                };
+                let data = ShareData::at_steps(
+                    times.iter().map(|t| get(&canary, t)).collect(),
+                    times.iter().map(|t| get(&baseline, t)).collect(),
+                    times.iter().map(|t| expected.at(*t)).collect(),
+                );
                 let mut o = outcome(MetricData {
                     share: Some(data),
                     ..MetricData::default()

@@ -108,8 +108,13 @@ pub enum MetricSource {
     Share {
         /// Counter of requests of one variant.
         requests: String,
-        /// Expected canary share in percent, e.g. `{{args.canary_weight}}`.
+        /// Expected canary share in percent, e.g. `{{args.canary_weight}}`; empty when
+        /// `ready_pods` gives it.
         expected: String,
+        /// Ready pods of one variant (a gauge, e.g. from kube-state-metrics): the expected
+        /// share of each step is the canary's share of the ready pods, as when traffic is
+        /// split by pod count (an Argo canary without a traffic router).
+        ready_pods: Option<String>,
     },
 }
 
@@ -294,7 +299,10 @@ struct RawHistogram {
 #[serde(deny_unknown_fields)]
 struct RawShare {
     requests: String,
-    expected: String,
+    #[serde(default)]
+    expected: Option<String>,
+    #[serde(default)]
+    ready_pods: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -630,9 +638,26 @@ fn parse_document(file: &str, doc: &Document) -> Result<JudgeSpec, Vec<TemplateE
                     slower_than: h.slower_than,
                 }
             }
-            (None, None, None, None, Some(sh)) => MetricSource::Share {
-                requests: sh.requests,
-                expected: sh.expected,
+            (None, None, None, None, Some(sh)) => match (sh.expected, sh.ready_pods) {
+                (Some(expected), None) => MetricSource::Share {
+                    requests: sh.requests,
+                    expected,
+                    ready_pods: None,
+                },
+                (None, Some(pods)) => MetricSource::Share {
+                    requests: sh.requests,
+                    expected: String::new(),
+                    ready_pods: Some(pods),
+                },
+                _ => {
+                    errors.push(err(
+                        &format!("{base}/share"),
+                        "set exactly one of `expected` (the canary's weight in percent) or \
+                         `ready_pods` (a selector of each variant's ready pods)"
+                            .into(),
+                    ));
+                    continue;
+                }
             },
             _ => {
                 errors.push(err(
@@ -986,9 +1011,23 @@ impl JudgeSpec {
                 MetricSource::Histogram { buckets, .. } => {
                     vec![("histogram/buckets", buckets.as_str())]
                 }
-                MetricSource::Share { requests, .. } => vec![("share/requests", requests.as_str())],
+                MetricSource::Share {
+                    requests,
+                    ready_pods,
+                    ..
+                } => {
+                    let mut q = vec![("share/requests", requests.as_str())];
+                    if let Some(p) = ready_pods {
+                        q.push(("share/ready_pods", p.as_str()));
+                    }
+                    q
+                }
             };
             r.expected_share.push(match &m.source {
+                MetricSource::Share {
+                    ready_pods: Some(_),
+                    ..
+                } => None,
                 MetricSource::Share { expected, .. } => {
                     match args::substitute_with(
                         expected,
