@@ -150,7 +150,7 @@ pub fn share_test_steps(steps: &[(f64, f64, f64)]) -> (f64, f64) {
 /// starved canary) against larger shares, a mixture over 16 shares from `1.05 · floor` up
 /// to twice the weight it is judged against. Small means starvation is ruled out.
 pub fn share_clear(canary: &[f64], baseline: &[f64], floor: f64, expected: f64) -> f64 {
-    if !(expected > 0.0) {
+    if expected.is_nan() || expected <= 0.0 {
         return 1.0;
     }
     let steps: Vec<(f64, f64, f64)> = canary
