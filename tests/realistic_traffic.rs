@@ -119,6 +119,7 @@ fn judge_v2_metrics(
                 canary: steps.iter().map(|s| s.canary.requests).collect(),
                 baseline: steps.iter().map(|s| s.baseline.requests).collect(),
                 expected: weight,
+                expected_steps: None,
             }),
             ..MetricData::default()
         },
@@ -645,6 +646,7 @@ fn judge_all(
                         canary: steps.iter().map(|s| s.canary.requests).collect(),
                         baseline: steps.iter().map(|s| s.baseline.requests).collect(),
                         expected: weight,
+                        expected_steps: None,
                     }),
                     ..MetricData::default()
                 },
