@@ -54,13 +54,13 @@ fn entry(key: &str, value: QueryValue) -> String {
 }
 
 fn series(values: impl Iterator<Item = f64>) -> QueryValue {
-    QueryValue::Matrix(vec![Series {
-        labels: Default::default(),
-        samples: values
+    QueryValue::Matrix(vec![Series::of(
+        Default::default(),
+        values
             .enumerate()
             .map(|(i, v)| (1_700_000_000.0 + 30.0 * i as f64, v))
             .collect(),
-    }])
+    )])
 }
 
 impl Env {

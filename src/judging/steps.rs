@@ -176,6 +176,86 @@ fn bucket_steps(
     Ok((bounds, steps))
 }
 
+/// Per-step increases of each native bucket (keyed by its upper bound's order) of one
+/// variant's native histogram series, summed over the series. A sample whose count is below
+/// the previous one is a counter reset: the increase is the new histogram, as Prometheus'
+/// `increase` counts it. A bucket missing from the previous sample had no observations.
+fn native_steps(
+    metric: &str,
+    v: Option<&&QueryValue>,
+) -> Result<BTreeMap<i64, BTreeMap<u64, f64>>, JudgeError> {
+    let series = series_of(v);
+    if let Some(s) = series.iter().find(|s| s.histograms.is_empty() && !s.samples.is_empty()) {
+        return Err(JudgeError::Data {
+            metric: metric.into(),
+            message: format!(
+                "histogram.native returned plain samples, not a native histogram ({:?}); is                  the series a classic histogram (use histogram.buckets) or is Prometheus                  missing --enable-feature=native-histograms?",
+                s.labels
+            ),
+        });
+    }
+    let mut out: BTreeMap<i64, BTreeMap<u64, f64>> = BTreeMap::new();
+    for s in series {
+        let mut prev: Option<&crate::source::NativeHistogram> = None;
+        for (t, h) in &s.histograms {
+            if let Some(p) = prev {
+                let step = out.entry(t.round() as i64).or_default();
+                let reset = h.count < p.count;
+                for b in &h.buckets {
+                    let before = if reset {
+                        0.0
+                    } else {
+                        p.buckets
+                            .iter()
+                            .find(|x| x.upper() == b.upper())
+                            .map_or(0.0, |x| x.count())
+                    };
+                    let inc = (b.count() - before).max(0.0);
+                    *step.entry(ordered(b.upper())).or_insert(0.0) += inc;
+                }
+            }
+            prev = Some(h);
+        }
+    }
+    Ok(out)
+}
+
+/// Both variants' native histograms on one bucket layout: the union of their bucket bounds
+/// (ending in `+Inf`), each step's per-bucket increases, and `slower_than` moved to the first
+/// bound at or above it (native bounds are powers of a growth factor, rarely round numbers).
+fn native_histogram(
+    metric: &str,
+    c: Option<&&QueryValue>,
+    b: Option<&&QueryValue>,
+    slower_than: Option<f64>,
+) -> Result<Fetched, JudgeError> {
+    let (cs, bs) = (native_steps(metric, c)?, native_steps(metric, b)?);
+    let mut keys: Vec<u64> = cs
+        .values()
+        .chain(bs.values())
+        .flat_map(|m| m.keys().copied())
+        .collect();
+    keys.push(ordered(f64::INFINITY));
+    keys.sort_unstable();
+    keys.dedup();
+    let bounds: Vec<f64> = keys.iter().map(|k| f64::from_bits(unordered(*k))).collect();
+    let dense = |m: BTreeMap<i64, BTreeMap<u64, f64>>| -> BTreeMap<i64, Vec<f64>> {
+        m.into_iter()
+            .map(|(t, per)| {
+                let v = keys.iter().map(|k| per.get(k).copied().unwrap_or(0.0)).collect();
+                (t, v)
+            })
+            .collect()
+    };
+    let slower_than = slower_than.and_then(|t| bounds.iter().copied().find(|b| *b >= t));
+    Ok(Fetched::Histogram {
+        bounds,
+        canary: dense(cs),
+        baseline: dense(bs),
+        slower_than: slower_than.filter(|b| b.is_finite()),
+    })
+}
+
 /// A total order on floats as integers (for map keys).
 fn ordered(v: f64) -> u64 {
     let b = v.to_bits();
@@ -237,6 +317,11 @@ pub(crate) fn fetch(
             canary: (counter_steps(c.first()), counter_steps(c.get(1))),
             baseline: (counter_steps(b.first()), counter_steps(b.get(1))),
         },
+        MetricSource::Histogram {
+            slower_than,
+            native: true,
+            ..
+        } => native_histogram(&m.name, c.first(), b.first(), *slower_than)?,
         MetricSource::Histogram { slower_than, .. } => {
             let (cb, cs) = bucket_steps(&m.name, c.first())?;
             let (bb, bs) = bucket_steps(&m.name, b.first())?;
@@ -527,10 +612,54 @@ mod tests {
         if let Some(le) = le {
             labels.insert("le".to_string(), le.to_string());
         }
-        Series {
-            labels,
-            samples: samples.to_vec(),
-        }
+        Series::of(labels, samples.to_vec())
+    }
+
+    /// Two variants' native histograms as Prometheus' HTTP API returns them, through the
+    /// answer decoder: different sparse layouts merge into one, a reset counts the new
+    /// histogram, `slower_than` moves to the next bound.
+    #[test]
+    fn native_histograms_become_steps_on_one_layout() {
+        let body = |buckets: &str| {
+            format!(
+                r#"{{"status":"success","data":{{"resultType":"matrix","result":[
+                {{"metric":{{"pod":"a"}},"histograms":[{buckets}]}}]}}}}"#
+            )
+        };
+        let canary = body(
+            r#"[0,{"count":"3","sum":"30","buckets":[[0,"8","16","2"],[0,"16","32","1"]]}],
+               [30,{"count":"7","sum":"90","buckets":[[0,"8","16","3"],[0,"16","32","3"],[0,"512","1024","1"]]}],
+               [60,{"count":"2","sum":"20","buckets":[[0,"8","16","2"]]}]"#,
+        );
+        let baseline = body(
+            r#"[0,{"count":"0","sum":"0","buckets":[]}],
+               [30,{"count":"4","sum":"40","buckets":[[0,"4","8","1"],[0,"8","16","3"]]}]"#,
+        );
+        let decode = |b: &str| {
+            crate::source::prometheus::decode("p", 200, true, b.as_bytes())
+                .unwrap()
+                .value
+        };
+        let (c, b) = (decode(&canary), decode(&baseline));
+        let Fetched::Histogram {
+            bounds,
+            canary,
+            baseline,
+            slower_than,
+        } = native_histogram("latency", Some(&&c), Some(&&b), Some(500.0)).unwrap()
+        else {
+            panic!("not a histogram");
+        };
+        assert_eq!(bounds, vec![8.0, 16.0, 32.0, 1024.0, f64::INFINITY]);
+        assert_eq!(canary[&30], vec![0.0, 1.0, 2.0, 1.0, 0.0]);
+        // The count fell: a reset, so the new histogram is the increase.
+        assert_eq!(canary[&60], vec![0.0, 2.0, 0.0, 0.0, 0.0]);
+        assert_eq!(baseline[&30], vec![1.0, 3.0, 0.0, 0.0, 0.0]);
+        assert_eq!(slower_than, Some(1024.0));
+
+        let plain = QueryValue::Matrix(vec![series(None, &[(0.0, 1.0)])]);
+        let e = native_steps("latency", Some(&&plain)).unwrap_err();
+        assert!(e.to_string().contains("not a native histogram"), "{e}");
     }
 
     #[test]

@@ -145,10 +145,15 @@ impl History {
                 series
                     .iter()
                     .filter_map(|s| {
-                        let p = s.samples.iter().find(|p| p.0 == at)?;
+                        let p = s.samples.iter().find(|p| p.0 == at);
+                        let h = s.histograms.iter().find(|h| h.0 == at);
+                        if p.is_none() && h.is_none() {
+                            return None;
+                        }
                         Some(Series {
                             labels: s.labels.clone(),
-                            samples: vec![*p],
+                            samples: p.into_iter().copied().collect(),
+                            histograms: h.into_iter().cloned().collect(),
                         })
                     })
                     .collect(),
@@ -201,9 +206,16 @@ impl History {
                     .copied()
                     .filter(|p| p.0 >= lo && p.0 <= hi)
                     .collect();
-                (!samples.is_empty()).then(|| Series {
+                let histograms: Vec<_> = s
+                    .histograms
+                    .iter()
+                    .filter(|h| h.0 >= lo && h.0 <= hi)
+                    .cloned()
+                    .collect();
+                (!samples.is_empty() || !histograms.is_empty()).then(|| Series {
                     labels: s.labels.clone(),
                     samples,
+                    histograms,
                 })
             })
             .collect();
@@ -249,7 +261,8 @@ impl History {
         inner: &Sources,
     ) -> Fetched {
         let s = secs(step);
-        let mut merged: BTreeMap<BTreeMap<String, String>, Vec<(f64, f64)>> = BTreeMap::new();
+        type Samples = (Vec<(f64, f64)>, Vec<(f64, crate::source::NativeHistogram)>);
+        let mut merged: BTreeMap<BTreeMap<String, String>, Samples> = BTreeMap::new();
         let mut chunk_start = start;
         while chunk_start <= end {
             let chunk_end =
@@ -267,13 +280,16 @@ impl History {
             match answer.value {
                 QueryValue::Matrix(series) | QueryValue::Vector(series) => {
                     for s in series {
-                        merged.entry(s.labels).or_default().extend(s.samples);
+                        let e = merged.entry(s.labels).or_default();
+                        e.0.extend(s.samples);
+                        e.1.extend(s.histograms);
                     }
                 }
                 QueryValue::Scalar { time, value } => {
                     merged
                         .entry(BTreeMap::new())
                         .or_default()
+                        .0
                         .push((time, value));
                 }
             }
@@ -282,7 +298,11 @@ impl History {
         Ok(Arc::new(
             merged
                 .into_iter()
-                .map(|(labels, samples)| Series { labels, samples })
+                .map(|(labels, (samples, histograms))| Series {
+                    labels,
+                    samples,
+                    histograms,
+                })
                 .collect(),
         ))
     }
@@ -325,10 +345,10 @@ mod tests {
         let file = dir.path().join("snap.jsonl");
         let rec = Recorder::create(&file).unwrap();
         let series = |at: i64, v: f64| {
-            QueryValue::Matrix(vec![Series {
-                labels: [("job".to_string(), "a".to_string())].into(),
-                samples: vec![(at as f64, v)],
-            }])
+            QueryValue::Matrix(vec![Series::of(
+                [("job".to_string(), "a".to_string())].into(),
+                vec![(at as f64, v)],
+            )])
         };
         let chunk = |start: DateTime<Utc>, end: DateTime<Utc>| {
             let mut q = PromQuery::instant("sum(up)");

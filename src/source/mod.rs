@@ -17,7 +17,9 @@ use std::sync::{Arc, OnceLock};
 
 pub use error::Error;
 pub use prometheus::{Answer, PromQuery, Prometheus, PrometheusConfig, Range};
-pub use value::{go_float, parse_float as value_parse_float, QueryValue, Series};
+pub use value::{
+    go_float, parse_float as value_parse_float, NativeBucket, NativeHistogram, QueryValue, Series,
+};
 pub use web::{WebRequest, WebResponse};
 
 use snapshot::{Recorder, Replay, SnapshotError};

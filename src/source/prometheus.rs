@@ -14,7 +14,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT
 use serde::Deserialize;
 
 use super::error::{snippet, Error};
-use super::value::{QueryValue, Series};
+use super::value::{NativeHistogram, QueryValue, Series};
 
 /// How to reach Prometheus by default (flags of `canary analyze`/`serve`).
 #[derive(Debug, Clone, Default)]
@@ -108,7 +108,7 @@ pub struct Prometheus {
 struct Envelope {
     status: String,
     #[serde(default)]
-    data: Option<Data>,
+    data: Option<serde_json::Value>,
     #[serde(default, rename = "errorType")]
     error_type: Option<String>,
     #[serde(default)]
@@ -323,6 +323,57 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Turn an HTTP answer into a result or a typed error.
+/// A vector or matrix result with native histogram samples (`histogram`, `histograms`),
+/// which the HTTP API client's types do not read.
+fn has_native_histograms(data: &serde_json::Value) -> bool {
+    data.get("result")
+        .and_then(serde_json::Value::as_array)
+        .is_some_and(|r| {
+            r.iter()
+                .any(|s| s.get("histogram").is_some() || s.get("histograms").is_some())
+        })
+}
+
+#[derive(Deserialize)]
+struct NativeData {
+    #[serde(rename = "resultType")]
+    result_type: String,
+    result: Vec<NativeResult>,
+}
+
+#[derive(Deserialize)]
+struct NativeResult {
+    #[serde(default)]
+    metric: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    value: Option<(f64, String)>,
+    #[serde(default)]
+    values: Vec<(f64, String)>,
+    #[serde(default)]
+    histogram: Option<(f64, NativeHistogram)>,
+    #[serde(default)]
+    histograms: Vec<(f64, NativeHistogram)>,
+}
+
+fn native_value(data: serde_json::Value) -> Result<QueryValue, serde_json::Error> {
+    let d: NativeData = serde_json::from_value(data)?;
+    let float = |(t, v): (f64, String)| (t, super::value::parse_float(&v).unwrap_or(f64::NAN));
+    let series: Vec<Series> = d
+        .result
+        .into_iter()
+        .map(|r| Series {
+            labels: r.metric,
+            samples: r.value.into_iter().chain(r.values).map(float).collect(),
+            histograms: r.histogram.into_iter().chain(r.histograms).collect(),
+        })
+        .collect();
+    Ok(if d.result_type == "vector" {
+        QueryValue::Vector(series)
+    } else {
+        QueryValue::Matrix(series)
+    })
+}
+
 pub fn decode(address: &str, status: u16, is_json: bool, body: &[u8]) -> Result<Answer, Error> {
     let text = String::from_utf8_lossy(body);
     if !is_json {
@@ -365,6 +416,17 @@ pub fn decode(address: &str, status: u16, is_json: bool, body: &[u8]) -> Result<
         url: address.to_string(),
         message: "success without data".into(),
     })?;
+    let malformed = |e: serde_json::Error| Error::Malformed {
+        url: address.to_string(),
+        message: e.to_string(),
+    };
+    if has_native_histograms(&data) {
+        return Ok(Answer {
+            value: native_value(data).map_err(malformed)?,
+            warnings: envelope.warnings,
+        });
+    }
+    let data: Data = serde_json::from_value(data).map_err(malformed)?;
     let value = match data {
         Data::Scalar(s) => QueryValue::Scalar {
             time: s.timestamp(),
@@ -374,10 +436,10 @@ pub fn decode(address: &str, status: u16, is_json: bool, body: &[u8]) -> Result<
             v.into_iter()
                 .map(|iv| {
                     let (labels, sample) = iv.into_inner();
-                    Series {
-                        labels: labels.into_iter().collect(),
-                        samples: vec![(sample.timestamp(), sample.value())],
-                    }
+                    Series::of(
+                        labels.into_iter().collect(),
+                        vec![(sample.timestamp(), sample.value())],
+                    )
                 })
                 .collect(),
         ),
@@ -385,10 +447,10 @@ pub fn decode(address: &str, status: u16, is_json: bool, body: &[u8]) -> Result<
             m.into_iter()
                 .map(|rv| {
                     let (labels, samples) = rv.into_inner();
-                    Series {
-                        labels: labels.into_iter().collect(),
-                        samples: samples.iter().map(|s| (s.timestamp(), s.value())).collect(),
-                    }
+                    Series::of(
+                        labels.into_iter().collect(),
+                        samples.iter().map(|s| (s.timestamp(), s.value())).collect(),
+                    )
                 })
                 .collect(),
         ),

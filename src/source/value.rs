@@ -12,6 +12,57 @@ pub struct Series {
     /// `(unix seconds, value)` pairs; NaN and ±Inf are kept.
     #[serde(with = "samples")]
     pub samples: Vec<(f64, f64)>,
+    /// `(unix seconds, histogram)` samples of a native histogram series.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub histograms: Vec<(f64, NativeHistogram)>,
+}
+
+impl Series {
+    /// A series of plain samples.
+    pub fn of(labels: BTreeMap<String, String>, samples: Vec<(f64, f64)>) -> Series {
+        Series {
+            labels,
+            samples,
+            histograms: Vec::new(),
+        }
+    }
+}
+
+/// One sample of a Prometheus native histogram, as its HTTP API returns it: the count and
+/// sum of observations so far, and each populated bucket's count (not cumulative).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NativeHistogram {
+    /// Observations so far.
+    #[serde(with = "float")]
+    pub count: f64,
+    /// Their sum.
+    #[serde(with = "float")]
+    pub sum: f64,
+    /// `[boundary rule, lower, upper, count]` of each populated bucket, lowest first.
+    #[serde(default)]
+    pub buckets: Vec<NativeBucket>,
+}
+
+/// One bucket of a native histogram sample: Prometheus' `[rule, "lower", "upper", "count"]`
+/// (rule 0: open left, closed right — the usual; 3: the zero bucket, closed both sides).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NativeBucket(
+    pub u8,
+    #[serde(with = "float")] pub f64,
+    #[serde(with = "float")] pub f64,
+    #[serde(with = "float")] pub f64,
+);
+
+impl NativeBucket {
+    /// Upper bound.
+    pub fn upper(&self) -> f64 {
+        self.2
+    }
+
+    /// Observations in the bucket.
+    pub fn count(&self) -> f64 {
+        self.3
+    }
 }
 
 /// The result of a Prometheus query.
@@ -133,9 +184,11 @@ mod tests {
 
     #[test]
     fn flattening_and_display_follow_argo() {
-        let s = |v: &[f64]| Series {
-            labels: BTreeMap::new(),
-            samples: v.iter().enumerate().map(|(i, x)| (i as f64, *x)).collect(),
+        let s = |v: &[f64]| {
+            Series::of(
+                BTreeMap::new(),
+                v.iter().enumerate().map(|(i, x)| (i as f64, *x)).collect(),
+            )
         };
         let m = QueryValue::Matrix(vec![s(&[1.0, f64::NAN]), s(&[f64::INFINITY])]);
         assert_eq!(m.display(), "[1,NaN,+Inf]");

@@ -99,10 +99,15 @@ pub enum MetricSource {
     /// A classic Prometheus histogram (`..._bucket` counters with `le`), judged request by
     /// request with the stratified rank test and the slow-request count test.
     Histogram {
-        /// Selector (or expression) returning the bucket counters of one variant.
+        /// Selector (or expression) returning the bucket counters of one variant (`buckets`),
+        /// or its native histogram series (`native`).
         buckets: String,
-        /// Requests slower than this bucket bound are tested as a tail (same unit as `le`).
+        /// Requests slower than this bucket bound are tested as a tail (same unit as `le`;
+        /// for a native histogram, the first bucket bound at or above it).
         slower_than: Option<f64>,
+        /// A Prometheus native histogram (sparse exponential buckets, one series) rather than
+        /// classic `..._bucket` counters.
+        native: bool,
     },
     /// The canary's share of requests against the share it should have.
     Share {
@@ -290,7 +295,10 @@ struct RawMetric {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawHistogram {
-    buckets: String,
+    #[serde(default)]
+    buckets: Option<String>,
+    #[serde(default)]
+    native: Option<String>,
     #[serde(default)]
     slower_than: Option<f64>,
 }
@@ -633,9 +641,26 @@ fn parse_document(file: &str, doc: &Document) -> Result<JudgeSpec, Vec<TemplateE
                         "must be a finite bucket bound".into(),
                     ));
                 }
-                MetricSource::Histogram {
-                    buckets: h.buckets,
-                    slower_than: h.slower_than,
+                match (h.buckets, h.native) {
+                    (Some(buckets), None) => MetricSource::Histogram {
+                        buckets,
+                        slower_than: h.slower_than,
+                        native: false,
+                    },
+                    (None, Some(selector)) => MetricSource::Histogram {
+                        buckets: selector,
+                        slower_than: h.slower_than,
+                        native: true,
+                    },
+                    _ => {
+                        errors.push(err(
+                            &format!("{base}/histogram"),
+                            "set exactly one of `buckets` (a classic histogram's `..._bucket` \
+                             counters) or `native` (a native histogram's series)"
+                                .into(),
+                        ));
+                        continue;
+                    }
                 }
             }
             (None, None, None, None, Some(sh)) => match (sh.expected, sh.ready_pods) {
@@ -771,11 +796,16 @@ fn parse_document(file: &str, doc: &Document) -> Result<JudgeSpec, Vec<TemplateE
         placeholder_errors.push(err("", e));
     }
     for (i, m) in spec.metrics.iter().enumerate() {
-        if let (MetricSource::Histogram { .. }, Some(q)) =
+        if let (MetricSource::Histogram { native, .. }, Some(q)) =
             (&m.source, probe.metrics.get(i).and_then(|p| p.0.first()))
         {
-            if let Some(problem) = histogram_selector_problem(q) {
-                placeholder_errors.push(err(&format!("/metrics/{i}/histogram/buckets"), problem));
+            let (field, problem) = if *native {
+                ("native", native_selector_problem(q))
+            } else {
+                ("buckets", histogram_selector_problem(q))
+            };
+            if let Some(problem) = problem {
+                placeholder_errors.push(err(&format!("/metrics/{i}/histogram/{field}"), problem));
             }
         }
     }
@@ -827,6 +857,40 @@ fn histogram_selector_problem(query: &str) -> Option<String> {
                     "give the bucket counters themselves (a `..._bucket` selector, optionally \
                      `sum by (le, …)`), not rate()/increase(): the engine takes each step's \
                      increase itself, without overlap or extrapolation"
+                        .into(),
+                )
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Why a `native` query cannot give a native histogram's raw series, if it cannot: the
+/// series itself (optionally summed), not its `_bucket` counters nor a rate.
+fn native_selector_problem(query: &str) -> Option<String> {
+    use promql_parser::parser::Expr;
+    let expr = match promql_parser::parser::parse(query) {
+        Ok(e) => e,
+        Err(e) => return Some(format!("the query does not parse: {}", e.trim())),
+    };
+    let mut e = &expr;
+    loop {
+        match e {
+            Expr::Paren(p) => e = &p.expr,
+            Expr::Aggregate(a) => e = &a.expr,
+            Expr::VectorSelector(v) => {
+                let name = v.name.clone().unwrap_or_default();
+                return name.ends_with("_bucket").then(|| {
+                    format!(
+                        "selects {name:?}, a classic histogram's bucket counters: use \
+                         `histogram.buckets` for those, or the native histogram's own name"
+                    )
+                });
+            }
+            Expr::Call(_) | Expr::MatrixSelector(_) | Expr::Subquery(_) => {
+                return Some(
+                    "give the native histogram series itself (optionally `sum by (…)`), not \
+                     rate()/increase(): the engine takes each step's increase itself"
                         .into(),
                 )
             }
