@@ -185,7 +185,10 @@ fn native_steps(
     v: Option<&&QueryValue>,
 ) -> Result<BTreeMap<i64, BTreeMap<u64, f64>>, JudgeError> {
     let series = series_of(v);
-    if let Some(s) = series.iter().find(|s| s.histograms.is_empty() && !s.samples.is_empty()) {
+    if let Some(s) = series
+        .iter()
+        .find(|s| s.histograms.is_empty() && !s.samples.is_empty())
+    {
         return Err(JudgeError::Data {
             metric: metric.into(),
             message: format!(
@@ -242,7 +245,10 @@ fn native_histogram(
     let dense = |m: BTreeMap<i64, BTreeMap<u64, f64>>| -> BTreeMap<i64, Vec<f64>> {
         m.into_iter()
             .map(|(t, per)| {
-                let v = keys.iter().map(|k| per.get(k).copied().unwrap_or(0.0)).collect();
+                let v = keys
+                    .iter()
+                    .map(|k| per.get(k).copied().unwrap_or(0.0))
+                    .collect();
                 (t, v)
             })
             .collect()

@@ -83,6 +83,51 @@ impl Prometheus {
     }
 }
 
+impl Prometheus {
+    /// A Prometheus that scrapes `target` (`host:port`) every second, with native
+    /// histograms enabled, from an empty database.
+    #[allow(dead_code)]
+    pub fn scraping(target: &str) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\nscrape_configs:\n- job_name: t\n  \
+                 static_configs:\n  - targets: [\"{target}\"]\n"
+            ),
+        )
+        .unwrap();
+        let port = free_port();
+        let log = dir.path().join("prometheus.log");
+        let prometheus = bin("prometheus", "CANARY_PROMETHEUS_BIN");
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(r#""$@" >"$LOG" 2>&1 & p=$!; read _ ; kill $p; wait $p"#)
+            .arg("sh")
+            .arg(&prometheus)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--enable-feature=native-histograms")
+            .env("LOG", &log)
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        wait_ready(port, &log);
+        Prometheus {
+            url: format!("http://127.0.0.1:{port}"),
+            _stdin: stdin,
+            _child: child,
+            _dir: dir,
+        }
+    }
+}
+
 fn wait_ready(port: u16, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
