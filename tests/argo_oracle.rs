@@ -5,7 +5,7 @@
 //! The corpora are generated here from a small grammar with a fixed seed (change `SEED` to
 //! explore; every disagreement is printed), run through `tests/argo-rollouts` (Go, Argo
 //! v1.9.1) and through our code, and must agree case by case. Deliberate differences are
-//! listed in `DIFFERENCES` with their reason (README "Where we differ from Argo").
+//! listed in `DIFFERENCES` with their reason (docs/how-it-is-checked.md, "Where we differ from Argo").
 //! `ORACLE_DUMP=1` prints every case Argo answers with Error, with its message.
 
 mod common;
@@ -253,7 +253,7 @@ fn ours(result: &Value) -> expr::Value {
     }
 }
 
-/// Where we answer differently, recognised by Argo's message, with the reason (README,
+/// Where we answer differently, recognised by Argo's message, with the reason (docs/how-it-is-checked.md,
 /// "Where we differ from Argo"). Only cases where Argo says Error qualify.
 const DIFFERENCES: &[(&str, &str)] = &[
     // Go's expr compiles a condition against the Go type of `result` and rejects an
@@ -413,7 +413,7 @@ fn json_path_agrees_with_argos_web_provider() {
             }
             ("Error", Err(_)) => true,
             // client-go errors when a slice's end is past the array; RFC 9535 (ours)
-            // clamps it. README, "Where we differ from Argo".
+            // clamps it. docs/how-it-is-checked.md, "Where we differ from Argo".
             ("Error", Ok(_)) => {
                 path.contains(':')
                     && theirs["message"]
