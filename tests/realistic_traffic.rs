@@ -101,7 +101,12 @@ fn judge_v2_metrics(
     steps: &[Step],
     weight: f64,
 ) -> (Verdict, Vec<Classification>) {
-    classes(spec, |source| match source {
+    classes(spec, |source| v2_data(source, steps, weight))
+}
+
+/// What the v2 spec's metric of kind `source` judges on `steps` at canary weight `weight`.
+fn v2_data(source: &MetricSource, steps: &[Step], weight: f64) -> MetricData {
+    match source {
         MetricSource::Counters { .. } | MetricSource::Counts { .. } => MetricData {
             intervals: Some(intervals(steps)),
             ..MetricData::default()
@@ -124,7 +129,7 @@ fn judge_v2_metrics(
             ..MetricData::default()
         },
         MetricSource::Series(_) => MetricData::default(),
-    })
+    }
 }
 
 /// The Kayenta-compatible spec: per-step points over the last 10 minutes.
@@ -628,30 +633,7 @@ fn judge_all(
     spec.metrics
         .iter()
         .map(|m| {
-            let data = match &m.source {
-                MetricSource::Counters { .. } | MetricSource::Counts { .. } => MetricData {
-                    intervals: Some(intervals(steps)),
-                    ..MetricData::default()
-                },
-                MetricSource::Histogram { slower_than, .. } => MetricData {
-                    histogram: Some(HistogramData {
-                        bounds: BOUNDS.to_vec(),
-                        steps: buckets(steps),
-                        slower_than: *slower_than,
-                    }),
-                    ..MetricData::default()
-                },
-                MetricSource::Share { .. } => MetricData {
-                    share: Some(ShareData {
-                        canary: steps.iter().map(|s| s.canary.requests).collect(),
-                        baseline: steps.iter().map(|s| s.baseline.requests).collect(),
-                        expected: weight,
-                        expected_steps: None,
-                    }),
-                    ..MetricData::default()
-                },
-                MetricSource::Series(_) => MetricData::default(),
-            };
+            let data = v2_data(&m.source, steps, weight);
             classify(&m.config, &data)
         })
         .collect()
