@@ -20,6 +20,7 @@ pub mod server;
 pub mod slo;
 pub mod source;
 pub mod stats;
+pub mod store;
 pub mod telemetry;
 pub mod template;
 pub mod traffic;

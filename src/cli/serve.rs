@@ -1,6 +1,7 @@
 //! `canary serve`: the judge service Argo Rollouts calls as a web metric provider.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
@@ -9,6 +10,9 @@ use super::prometheus_args::PrometheusArgs;
 use super::CliError;
 use crate::server::{self, specs::JudgeStore, AppState, Settings};
 use crate::source::{metrics::SourceMetrics, Sources};
+use crate::store::memory::MemoryStore;
+use crate::store::postgres::{DatabaseUrl, PgStore};
+use crate::store::{ResultStore, Retention, StoreError};
 
 /// Serve judgements over HTTP for Argo Rollouts' web metric provider:
 /// POST /api/v1/judge {"judge": NAME, "args": {...}} → {"verdict": "pass|marginal|fail|inconclusive", ...}.
@@ -72,9 +76,34 @@ pub struct ServeArgs {
         requires = "tls_cert"
     )]
     pub tls_key: Option<PathBuf>,
-    /// Results kept in memory for GET /api/v1/analyses/{id} and /reports/{id}.
+    /// Results kept for GET /api/v1/analyses/{id} and /reports/{id} (with a database, in all;
+    /// without, per replica); the oldest go first.
     #[arg(long, env = "CANARY_KEEP_RESULTS", default_value_t = 1000)]
     pub keep_results: usize,
+    /// Results older than this are deleted.
+    #[arg(long, env = "CANARY_KEEP_FOR", default_value = "30d", value_parser = humantime::parse_duration)]
+    pub keep_for: Duration,
+    /// Keep results in PostgreSQL (postgres://USER:PASSWORD@HOST:PORT/DATABASE), so that every
+    /// replica answers any id and a restart loses nothing. The schema is created or upgraded
+    /// at start. Unset: results live in this process's memory (run one replica).
+    #[arg(
+        long,
+        env = "CANARY_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Connections to the database at most, per replica.
+    #[arg(
+        long,
+        env = "CANARY_DATABASE_POOL_SIZE",
+        default_value_t = 8,
+        value_name = "N"
+    )]
+    pub database_pool_size: usize,
+    /// How often expired results are deleted.
+    #[arg(long, env = "CANARY_PRUNE_INTERVAL", default_value = "1m", value_parser = humantime::parse_duration, hide = true)]
+    pub prune_interval: Duration,
     #[command(flatten)]
     pub prometheus: PrometheusArgs,
 }
@@ -121,15 +150,26 @@ pub fn run(a: &ServeArgs) -> Result<u8, CliError> {
         token: token(a)?,
         max_body_bytes: a.max_body_bytes,
         max_concurrent: a.max_concurrent,
-        keep_results: a.keep_results,
         client_timeout: a.client_timeout,
     };
     let sources = Sources::live(config).map_err(|e| CliError::usage(e.to_string()))?;
     let ttl = a.cache_ttl;
     let no_cache = a.no_query_cache;
-    let store = JudgeStore::new(a.judges.clone());
+    let database = match a.database_url.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(u) => Some(u.parse::<DatabaseUrl>().map_err(|why| {
+            CliError::usage(format!("--database-url (CANARY_DATABASE_URL): {why}"))
+        })?),
+    };
+    let retention = Retention {
+        keep: a.keep_results,
+        keep_for: a.keep_for,
+    };
+    let specs = JudgeStore::new(a.judges.clone());
     let runtime = super::runtime(None)?;
     runtime.block_on(async {
+        let results = open_results(database.as_ref(), a.database_pool_size, retention).await?;
+        crate::store::spawn_pruner(results.clone(), a.prune_interval);
         let state = AppState::new(
             settings,
             |registry| {
@@ -140,10 +180,11 @@ pub fn run(a: &ServeArgs) -> Result<u8, CliError> {
                     sources.with_cache(ttl)
                 }
             },
-            store,
+            specs,
+            results,
         );
         state.reload();
-        for b in state.store().broken() {
+        for b in state.specs().broken() {
             tracing::warn!(file = %b.file, error = %b.error, "judge spec not loaded");
         }
         let tls = match (&a.tls_cert, &a.tls_key) {
@@ -165,7 +206,7 @@ pub fn run(a: &ServeArgs) -> Result<u8, CliError> {
         let scheme = if tls.is_some() { "https" } else { "http" };
         eprintln!(
             "canary serve listening on {addr} ({scheme}, {} judges)",
-            state.store().names().len()
+            state.specs().names().len()
         );
         server::spawn_reloader(state.clone(), a.reload_interval);
         // Requests in flight get the deadline plus a margin to finish.
@@ -180,6 +221,35 @@ pub fn run(a: &ServeArgs) -> Result<u8, CliError> {
         eprintln!("canary serve: drained, exiting");
         Ok(0)
     })
+}
+
+/// How long a database that cannot be reached at start is retried before giving up.
+const DATABASE_START_PATIENCE: Duration = Duration::from_secs(30);
+
+/// The result store: PostgreSQL (migrated, waiting up to [`DATABASE_START_PATIENCE`] for it to
+/// come up), or memory.
+async fn open_results(
+    database: Option<&DatabaseUrl>,
+    pool_size: usize,
+    retention: Retention,
+) -> Result<Arc<dyn ResultStore>, CliError> {
+    let Some(url) = database else {
+        return Ok(Arc::new(MemoryStore::new(retention)));
+    };
+    let started = std::time::Instant::now();
+    loop {
+        match PgStore::open(url, pool_size, retention).await {
+            Ok(s) => return Ok(Arc::new(s)),
+            Err(e @ StoreError::Unavailable(_)) if started.elapsed() < DATABASE_START_PATIENCE => {
+                tracing::warn!(database = %url, error = %e, "database not reachable yet; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e @ StoreError::NewerSchema { .. }) => {
+                return Err(CliError::usage(format!("{url}: {e}")))
+            }
+            Err(e) => return Err(CliError::infrastructure(format!("{url}: {e}"))),
+        }
+    }
 }
 
 fn shutdown_signal() -> impl std::future::Future<Output = ()> {

@@ -8,7 +8,7 @@ pub mod error;
 pub mod metrics;
 pub mod specs;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -29,8 +29,9 @@ use tracing::Instrument;
 use self::error::AppError;
 use self::metrics::{RouteLabels, ServerMetrics, VerdictLabels};
 use self::specs::JudgeStore;
-use crate::judging::{self, JudgeOptions, Judgement};
+use crate::judging::{self, JudgeOptions};
 use crate::source::{PromQuery, Sources};
+use crate::store::{Record, ResultStore, StoreError};
 use crate::template::judge_spec;
 
 /// Server settings.
@@ -46,8 +47,6 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Judgements running at once; more get 503.
     pub max_concurrent: usize,
-    /// Results kept for `GET /api/v1/analyses/{id}`.
-    pub keep_results: usize,
     /// A client has this long to send a request's headers, and again its body; a client
     /// trickling bytes is cut off (headers) or answered 408 (body).
     pub client_timeout: Duration,
@@ -61,7 +60,6 @@ impl Default for Settings {
             token: None,
             max_body_bytes: 64 * 1024,
             max_concurrent: 256,
-            keep_results: 1000,
             client_timeout: Duration::from_secs(10),
         }
     }
@@ -76,26 +74,29 @@ pub struct AppState {
 struct Inner {
     settings: Settings,
     sources: Sources,
-    store: JudgeStore,
+    specs: JudgeStore,
+    results: Arc<dyn ResultStore>,
     metrics: ServerMetrics,
     registry: Registry,
-    results: Mutex<Results>,
     permits: Arc<Semaphore>,
-    ready: Mutex<Option<(Instant, Result<(), String>)>>,
+    ready: Mutex<Option<(Instant, Readiness)>>,
 }
 
-#[derive(Default)]
-struct Results {
-    order: VecDeque<String>,
-    by_id: HashMap<String, Arc<Stored>>,
+/// What `/readyz` last found.
+#[derive(Clone)]
+struct Readiness {
+    prometheus: Result<(), String>,
+    results: Result<(), String>,
 }
 
 impl AppState {
-    /// Build the state: sources get the coalescing cache's metrics registered here.
+    /// Build the state: sources get the coalescing cache's metrics registered here; judge
+    /// specs come from `specs`, and results are kept in `results`.
     pub fn new(
         settings: Settings,
         sources: impl FnOnce(&mut Registry) -> Sources,
-        store: JudgeStore,
+        specs: JudgeStore,
+        results: Arc<dyn ResultStore>,
     ) -> Self {
         let mut registry = Registry::default();
         let metrics = ServerMetrics::register(&mut registry);
@@ -105,10 +106,10 @@ impl AppState {
             inner: Arc::new(Inner {
                 settings,
                 sources,
-                store,
+                specs,
+                results,
                 metrics,
                 registry,
-                results: Mutex::new(Results::default()),
                 permits,
                 ready: Mutex::new(None),
             }),
@@ -116,20 +117,20 @@ impl AppState {
     }
 
     /// The judge specs.
-    pub fn store(&self) -> &JudgeStore {
-        &self.inner.store
+    pub fn specs(&self) -> &JudgeStore {
+        &self.inner.specs
     }
 
     /// Reload specs and account for failures.
     pub fn reload(&self) {
-        let r = self.inner.store.reload();
+        let r = self.inner.specs.reload();
         if r.failed > 0 {
             self.inner.metrics.reload_failures.inc_by(r.failed as u64);
         }
         self.inner
             .metrics
             .broken_specs
-            .set(self.inner.store.broken().len() as i64);
+            .set(self.inner.specs.broken().len() as i64);
     }
 }
 
@@ -414,13 +415,13 @@ async fn judge(
     })?;
     let inner = &state.inner;
     let spec = match body.get("judge") {
-        Some(Value::String(name)) => inner.store.get(name).ok_or_else(|| {
+        Some(Value::String(name)) => inner.specs.get(name).ok_or_else(|| {
             AppError::new(
                 StatusCode::NOT_FOUND,
                 "unknown_judge",
                 format!(
                     "no judge named {name:?} (loaded: {})",
-                    inner.store.names().join(", ")
+                    inner.specs.names().join(", ")
                 ),
             )
         })?,
@@ -590,119 +591,69 @@ async fn judge(
             verdict: verdict.as_str().unwrap_or_default().to_string(),
         })
         .inc();
-    let id = uuid::Uuid::new_v4().to_string();
-    tracing::info!(judge = %judgement.judge, verdict = %verdict, id = %id, "judged");
-    let stored = Arc::new(Stored { id, judgement });
-    let body = json_response(&stored);
-    {
-        let mut r = inner.results.lock().unwrap_or_else(|p| p.into_inner());
-        r.by_id.insert(stored.id.clone(), stored.clone());
-        r.order.push_back(stored.id.clone());
-        while r.order.len() > inner.settings.keep_results.max(1) {
-            if let Some(old) = r.order.pop_front() {
-                r.by_id.remove(&old);
-            }
-        }
-    }
-    Ok(body)
+    let record = Record::new(judgement);
+    tracing::info!(judge = %record.judgement.judge, verdict = %verdict, id = %record.id, "judged");
+    // Kept before it is answered: an id a client has seen can be read back from any replica.
+    inner.results.put(&record).await.map_err(store_error)?;
+    let body = record
+        .document()
+        .map_err(|e| AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "encode", e.to_string()))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
-/// A judgement kept for `GET /api/v1/analyses/{id}` and its report page.
-struct Stored {
-    id: String,
-    judgement: Judgement,
-}
-
-/// The API's view of a judgement (the contract's fields first), serialized straight from
-/// the judgement without an intermediate JSON tree.
-#[derive(serde::Serialize)]
-struct AnalysisDoc<'a> {
-    id: &'a str,
-    verdict: crate::judge::score::Verdict,
-    decision: crate::judging::Decision,
-    decision_reason: &'a str,
-    score: f64,
-    reasons: &'a [String],
-    metrics: &'a [crate::judging::MetricOutcome],
-    slos: &'a [crate::slo::SloResult],
-    report: String,
-    judge: &'a str,
-    window: Window<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    anchor: Option<&'a crate::judging::Anchor>,
-    args: &'a BTreeMap<String, String>,
-}
-
-#[derive(serde::Serialize)]
-struct Window<'a> {
-    start: &'a str,
-    end: &'a str,
-}
-
-fn json_response(s: &Stored) -> Response {
-    let j = &s.judgement;
-    let doc = AnalysisDoc {
-        id: &s.id,
-        verdict: j.verdict,
-        decision: j.decision,
-        decision_reason: &j.decision_reason,
-        score: j.score,
-        reasons: &j.reasons,
-        metrics: &j.metrics,
-        slos: &j.slos,
-        report: format!("/reports/{}", s.id),
-        judge: &j.judge,
-        window: Window {
-            start: &j.window_start,
-            end: &j.window_end,
-        },
-        anchor: j.anchor.as_ref(),
-        args: &j.args,
+/// A store failure as the API answers it: 503 (Argo records an Error measurement and asks
+/// again), with the reason.
+fn store_error(e: StoreError) -> AppError {
+    let code = match e {
+        StoreError::ReadOnly(_) => "database_read_only",
+        StoreError::Unavailable(_) => "database_unavailable",
+        StoreError::NewerSchema { .. } | StoreError::Database(_) => "database_error",
     };
-    match serde_json::to_vec(&doc) {
-        Ok(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
-        Err(e) => AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "encode", e.to_string())
-            .into_response(),
-    }
+    AppError::new(StatusCode::SERVICE_UNAVAILABLE, code, e.to_string())
 }
 
-fn stored(state: &AppState, id: &str) -> Result<Arc<Stored>, AppError> {
-    state
-        .inner
-        .results
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .by_id
-        .get(id)
-        .cloned()
-        .ok_or_else(|| {
-            AppError::new(
-                StatusCode::NOT_FOUND,
-                "unknown_analysis",
-                format!("no analysis {id:?} (results are kept in memory, most recent first)"),
-            )
-        })
+fn unknown_analysis(id: &str) -> AppError {
+    AppError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_analysis",
+        format!("no analysis {id:?} (kept: the most recent --keep-results, for --keep-for)"),
+    )
 }
 
 async fn analysis(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    Ok(json_response(&*stored(&state, &id)?))
+    let doc = state
+        .inner
+        .results
+        .document(&id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| unknown_analysis(&id))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], doc).into_response())
 }
 
 async fn report_page(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Html<String>, AppError> {
-    let s = stored(&state, &id)?;
-    Ok(Html(crate::report::judgement::html(&id, &s.judgement)))
+    let page = state
+        .inner
+        .results
+        .report(&id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| unknown_analysis(&id))?;
+    Ok(Html(page))
 }
 
 async fn judges(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({"judges": state.inner.store.names(), "broken": state.inner.store.broken()}))
+    Json(json!({"judges": state.inner.specs.names(), "broken": state.inner.specs.broken()}))
 }
 
+/// Ready when Prometheus answers and the result store takes writes; the body says which
+/// is not (checked at most every 5 s).
 async fn readyz(State(state): State<AppState>) -> Response {
     let inner = &state.inner;
     let cached = inner
@@ -711,28 +662,33 @@ async fn readyz(State(state): State<AppState>) -> Response {
         .unwrap_or_else(|p| p.into_inner())
         .clone()
         .filter(|(at, _)| at.elapsed() < Duration::from_secs(5));
-    let prometheus = match cached {
+    let ready = match cached {
         Some((_, r)) => r,
         None => {
             let mut q = PromQuery::instant("vector(1)");
             q.timeout = Duration::from_secs(2);
-            let r = inner
-                .sources
-                .prometheus(&q)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string());
+            let (prometheus, results) =
+                tokio::join!(inner.sources.prometheus(&q), inner.results.check());
+            let r = Readiness {
+                prometheus: prometheus.map(|_| ()).map_err(|e| e.to_string()),
+                results: results.map_err(|e| e.to_string()),
+            };
             *inner.ready.lock().unwrap_or_else(|p| p.into_inner()) =
                 Some((Instant::now(), r.clone()));
             r
         }
     };
+    let said = |r: &Result<(), String>| match r {
+        Ok(()) => "ok".to_string(),
+        Err(e) => e.clone(),
+    };
     let body = json!({
-        "prometheus": match &prometheus { Ok(()) => "ok".to_string(), Err(e) => e.clone() },
-        "judges": inner.store.names(),
-        "broken": inner.store.broken(),
+        "prometheus": said(&ready.prometheus),
+        "results": {"store": inner.results.kind(), "status": said(&ready.results)},
+        "judges": inner.specs.names(),
+        "broken": inner.specs.broken(),
     });
-    let status = if prometheus.is_ok() {
+    let status = if ready.prometheus.is_ok() && ready.results.is_ok() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

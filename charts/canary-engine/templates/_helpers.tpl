@@ -98,3 +98,11 @@ An empty or `latest` tag is refused: a moving tag makes rollbacks and audits mea
   resources: ["destinationrules"]
   verbs: ["get", "list", "watch"]
 {{- end }}
+
+{{/*
+"true" when a PostgreSQL result store is configured (`database.url` or `database.existingSecret`),
+else empty: the server then keeps results in memory, per pod.
+*/}}
+{{- define "canary-engine.database" -}}
+{{- if or .Values.database.url .Values.database.existingSecret }}true{{ end }}
+{{- end }}
