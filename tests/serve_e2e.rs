@@ -319,16 +319,17 @@ fn identical_concurrent_judgements_share_one_set_of_queries() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0.0)
     };
-    // 18 queries per judgement (3 series metrics × 2 variants, 1 count metric × 4, 2 SLO
-    // rules × 4). 50 judgements: at most two sets (if a 30 s step boundary fell in between).
+    // 6 queries per judgement: each metric query folded over both variants (3 series
+    // metrics, 1 count metric × 2) and the SLO's 2 rules × 4 folded into one — 18 before
+    // folding. 50 judgements: at most two sets (if a 30 s step boundary fell in between).
     let misses = count("miss");
     assert!(
-        misses == 18.0 || misses == 36.0,
+        misses == 6.0 || misses == 12.0,
         "misses {misses}\n{metrics}"
     );
     assert_eq!(
         count("miss") + count("coalesced") + count("hit"),
-        50.0 * 18.0
+        50.0 * 6.0
     );
 }
 

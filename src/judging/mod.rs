@@ -12,6 +12,8 @@ use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use serde::Serialize;
 
+mod fetch;
+pub mod merge;
 pub(crate) mod steps;
 
 use crate::judge::classify::MetricJudgement;
@@ -347,8 +349,9 @@ pub async fn run(
         p
     };
 
-    // Every query of the judgement, fetched concurrently.
-    let mut queries: Vec<PromQuery> = Vec::new();
+    // Every query of the judgement, fetched concurrently: each metric query once for both
+    // variants, each SLO's windows as one query, where PromQL allows (see `fetch`).
+    let mut metric_pairs = Vec::new();
     for (m, (canary, baseline)) in spec.metrics.iter().zip(&rendered.metrics) {
         let build = |q: &String| {
             if m.source.is_sequential() {
@@ -357,18 +360,45 @@ pub async fn run(
                 range(q)
             }
         };
-        queries.extend(canary.iter().chain(baseline).map(build));
+        let pairs: Vec<(PromQuery, PromQuery)> = canary
+            .iter()
+            .zip(baseline)
+            .map(|(c, b)| (build(c), build(b)))
+            .collect();
+        metric_pairs.push(pairs);
     }
-    let first_slo_query = queries.len();
-    for rules in &rendered.slos {
-        for ((le, lt), (se, st)) in rules {
-            queries.extend([le, lt, se, st].into_iter().map(|q| instant(q)));
-        }
+    let slo_parts: Vec<Vec<PromQuery>> = rendered
+        .slos
+        .iter()
+        .map(|rules| {
+            rules
+                .iter()
+                .flat_map(|((le, lt), (se, st))| [le, lt, se, st])
+                .map(|q| instant(q))
+                .collect()
+        })
+        .collect();
+    let (metric_values, slo_values) = futures_util::future::join(
+        join_all(
+            metric_pairs
+                .iter()
+                .map(|pairs| join_all(pairs.iter().map(|(c, b)| fetch::pair(sources, c, b)))),
+        ),
+        join_all(slo_parts.iter().map(|parts| fetch::tagged(sources, parts))),
+    )
+    .await;
+    // In the order the queries were rendered: per metric the canary's, then the baseline's;
+    // then per SLO window (error, total) over the long and the short window.
+    let mut values_of: Vec<QueryValue> = Vec::new();
+    for pairs in metric_values {
+        let pairs = pairs.into_iter().collect::<Result<Vec<_>, _>>()?;
+        let (c, b): (Vec<QueryValue>, Vec<QueryValue>) = pairs.into_iter().unzip();
+        values_of.extend(c);
+        values_of.extend(b);
     }
-    let answers = join_all(queries.iter().map(|q| sources.prometheus(q))).await;
-    let mut values_of: Vec<QueryValue> = Vec::with_capacity(answers.len());
-    for a in answers {
-        values_of.push(a?.value);
+    let first_slo_query = values_of.len();
+    for parts in slo_values {
+        values_of.extend(parts?);
     }
 
     let mut next = values_of.iter();

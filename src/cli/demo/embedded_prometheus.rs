@@ -168,6 +168,22 @@ fn label<'a>(query: &'a str, name: &str) -> Option<&'a str> {
     Some(&rest[..rest.find('"')?])
 }
 
+/// The values of a regex matcher listing alternatives, `name=~"a|b"` (a query folded over both
+/// variants).
+fn alternatives(query: &str, name: &str) -> Option<Vec<String>> {
+    let at = query.find(&format!("{name}=~\""))? + name.len() + 3;
+    let rest = &query[at..];
+    let list = &rest[..rest.find('"')?];
+    Some(list.split('|').map(|h| h.replace('\\', "")).collect())
+}
+
+/// The tag of one part of a folded SLO query: `label_replace(…, "canary_engine_part", "TAG", …)`.
+fn tag(part: &str) -> Option<&str> {
+    let key = "\"canary_engine_part\", \"";
+    let rest = &part[part.find(key)? + key.len()..];
+    Some(&rest[..rest.find('"')?])
+}
+
 /// The range of `increase(...[W])`, in seconds.
 fn increase_window(query: &str) -> Option<f64> {
     let at = query.find("increase(")?;
@@ -216,28 +232,37 @@ fn answer(shared: &Shared, params: &HashMap<String, String>, range: bool) -> Res
     }
     let hashes: Vec<String> = match label(query, "rollouts_pod_template_hash") {
         Some(h) => vec![h.to_string()],
-        None => std::iter::once(model.stable.clone())
-            .chain(model.releases.iter().map(|r| r.hash.clone()))
-            .collect(),
+        None => alternatives(query, "rollouts_pod_template_hash").unwrap_or_else(|| {
+            std::iter::once(model.stable.clone())
+                .chain(model.releases.iter().map(|r| r.hash.clone()))
+                .collect()
+        }),
     };
     if !range {
-        // `sum(increase(...[W]))` at `time`: every variant's increase over the window.
+        // `sum(increase(...[W]))` at `time`: every variant's increase over the window; an SLO's
+        // windows folded into one query are `label_replace(<part>, "canary_engine_part",
+        // "<tag>", "", "") or …`, each part answered on its own with its tag.
         let t = number(params, "time").unwrap_or_else(now);
-        let Some(w) = increase_window(query) else {
-            return success("vector", Vec::new());
-        };
-        let total: f64 = quantities(query)
-            .iter()
-            .flat_map(|(q, _)| {
-                hashes.iter().map(|h| {
-                    model.counter(&weights, h, *q, t) - model.counter(&weights, h, *q, t - w)
+        let mut result = Vec::new();
+        for part in query.split(" or ") {
+            let Some(w) = increase_window(part) else {
+                continue;
+            };
+            let total: f64 = quantities(part)
+                .iter()
+                .flat_map(|(q, _)| {
+                    hashes.iter().map(|h| {
+                        model.counter(&weights, h, *q, t) - model.counter(&weights, h, *q, t - w)
+                    })
                 })
-            })
-            .sum();
-        return success(
-            "vector",
-            vec![json!({"metric": {}, "value": [t, total.to_string()]})],
-        );
+                .sum();
+            let metric = match tag(part) {
+                Some(tag) => json!({"canary_engine_part": tag}),
+                None => json!({}),
+            };
+            result.push(json!({"metric": metric, "value": [t, total.to_string()]}));
+        }
+        return success("vector", result);
     }
     let (Some(start), Some(end), Some(step)) = (
         number(params, "start"),
@@ -257,6 +282,7 @@ fn answer(shared: &Shared, params: &HashMap<String, String>, range: bool) -> Res
             }
             let mut metric = labels.clone();
             metric["pod"] = json!(format!("checkout-{h}"));
+            metric["rollouts_pod_template_hash"] = json!(h);
             series.push(json!({"metric": metric, "values": values}));
         }
     }
@@ -362,5 +388,16 @@ mod tests {
         let b = r#"sum by (le, pod) (istio_request_duration_milliseconds_bucket{rollouts_pod_template_hash="v2"})"#;
         assert_eq!(label(b, "rollouts_pod_template_hash"), Some("v2"));
         assert_eq!(quantities(b).len(), BOUNDS.len());
+        let folded = r#"sum by (le, pod, rollouts_pod_template_hash) (x_bucket{rollouts_pod_template_hash=~"v2|v1"})"#;
+        assert_eq!(label(folded, "rollouts_pod_template_hash"), None);
+        assert_eq!(
+            alternatives(folded, "rollouts_pod_template_hash"),
+            Some(vec!["v2".to_string(), "v1".to_string()])
+        );
+        let slo = r#"label_replace(sum(increase(r{response_code=~"5.."}[1h])), "canary_engine_part", "q0", "", "") or label_replace(sum(increase(r[5m])), "canary_engine_part", "q1", "", "")"#;
+        let parts: Vec<_> = slo.split(" or ").collect();
+        assert_eq!(tag(parts[0]), Some("q0"));
+        assert_eq!(tag(parts[1]), Some("q1"));
+        assert_eq!(increase_window(parts[1]), Some(300.0));
     }
 }
