@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod analysis;
+pub mod audit;
 pub mod backtest;
 pub mod calibrate;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod condition;
 pub mod judge;
 pub mod judging;
 pub mod lint;
+pub mod policy;
 pub mod promote;
 pub mod report;
 pub mod server;

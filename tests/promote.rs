@@ -74,6 +74,7 @@ fn promotion(kube: &TestKube, dir: &tempfile::TempDir, query: &str) -> Promotion
         applier,
         on_inconclusive: OnInconclusive::Pause,
         analysis_once: true,
+        recording: Default::default(),
     }
 }
 
@@ -105,7 +106,7 @@ async fn a_healthy_canary_is_promoted_step_by_step() {
     assert_eq!(weights(&kube).await, (100, 0));
     assert_eq!(phase(&kube).await, "promoted");
     let kinds: Vec<&str> = seen.iter().map(|e| e["event"].as_str().unwrap()).collect();
-    assert_eq!(kinds.first(), Some(&"deployment.started"));
+    assert_eq!(kinds.first(), Some(&"deployment.created"));
     assert_eq!(
         kinds.iter().filter(|k| **k == "analysis.completed").count(),
         3

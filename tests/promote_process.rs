@@ -731,3 +731,279 @@ async fn a_report_that_cannot_be_written_keeps_the_rollbacks_exit_code() {
     assert!(stderr.contains("no-such-dir/report.html"), "{stderr}");
     assert_eq!(weights(&env.kube).await, (100, 0));
 }
+
+/// `canary audit` as a process: (exit code, stdout, stderr).
+fn audit(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_canary"))
+        .arg("audit")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promotions_write_a_tamper_evident_ledger_to_postgres() {
+    let Some(pg) = common::postgres::Postgres::start() else {
+        return;
+    };
+    let url = pg.database("ledger");
+    let (Some(a), Some(b)) = (Env::new().await, Env::new().await) else {
+        return;
+    };
+    // Two promotions of different services, writing to one ledger at once.
+    let run = |env: &Env| {
+        let mut args: Vec<&str> = FLAGS.to_vec();
+        let at = args.iter().position(|a| *a == "audit.jsonl").unwrap();
+        args[at] = url.as_str();
+        args.extend(["--analysis", "ok.yaml"]);
+        finish(env.command(&args))
+    };
+    let ((ca, oa, ea), (cb, ob, eb)) = tokio::join!(run(&a), run(&b));
+    assert_eq!((ca, cb), (0, 0), "{oa}{ea}\n{ob}{eb}");
+    assert!(!ea.contains("pw-not-to-be-logged"), "{ea}");
+    let rows = pg.sql(
+        "ledger",
+        "SELECT count(*), count(DISTINCT promotion) FROM canary_audit",
+    );
+    let (total, promotions) = rows.split_once('|').unwrap();
+    assert_eq!(promotions, "2", "{rows}");
+    let total: usize = total.parse().unwrap();
+    assert!(total >= 2 * 5, "{rows}");
+    assert_eq!(
+        pg.sql(
+            "ledger",
+            "SELECT count(*) FROM canary_audit WHERE event = 'deployment.created'"
+        ),
+        "2",
+        "today's deployment.started is the platform's deployment.created"
+    );
+    let (code, out, err) = audit(&[&url, "--verify"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("ledger intact: {total} rows")),
+        "{out}"
+    );
+    let (code, out, _) = audit(&[&url, "--event", "deployment.promoted", "--output", "json"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 2, "{out}");
+
+    // The ledger's own role may only add and read.
+    for change in [
+        "UPDATE canary_audit SET body = '{}' WHERE seq = 3",
+        "DELETE FROM canary_audit WHERE seq = 3",
+        "TRUNCATE canary_audit",
+    ] {
+        let e = pg
+            .try_sql("ledger", &format!("SET ROLE canary_ledger; {change}"))
+            .expect_err(change);
+        assert!(e.contains("permission denied"), "{change}: {e}");
+    }
+    pg.sql(
+        "ledger",
+        "SET ROLE canary_ledger; SELECT count(*) FROM canary_audit",
+    );
+    // Not even a superuser changes it through the table…
+    for change in [
+        "UPDATE canary_audit SET body = '{}' WHERE seq = 3",
+        "DELETE FROM canary_audit WHERE seq = 3",
+    ] {
+        let e = pg.try_sql("ledger", change).expect_err(change);
+        assert!(e.contains("append-only"), "{change}: {e}");
+    }
+    // …but one who switches the triggers off can; the chain then names the row.
+    let seq = pg.sql(
+        "ledger",
+        "SELECT seq FROM canary_audit WHERE body LIKE '%setWeight%' ORDER BY seq LIMIT 1 OFFSET 1",
+    );
+    let changed = pg.sql(
+        "ledger",
+        &format!(
+            "SET session_replication_role = replica; \
+             UPDATE canary_audit SET body = replace(body, 'setWeight', 'SETWEIGHT') WHERE seq = {seq}"
+        ),
+    );
+    assert_eq!(changed, "SET\nUPDATE 1");
+    let (code, out, _) = audit(&[&url, "--verify"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("row {seq} ")) && out.contains("content was changed"),
+        "{out}"
+    );
+    pg.sql(
+        "ledger",
+        &format!(
+            "SET session_replication_role = replica; \
+             UPDATE canary_audit SET body = replace(body, 'SETWEIGHT', 'setWeight') WHERE seq = {seq}"
+        ),
+    );
+    assert_eq!(audit(&[&url, "--verify"]).0, 0, "restored");
+    pg.sql(
+        "ledger",
+        &format!(
+            "SET session_replication_role = replica; DELETE FROM canary_audit WHERE seq = {seq}"
+        ),
+    );
+    let next = pg.sql(
+        "ledger",
+        &format!("SELECT min(seq) FROM canary_audit WHERE seq > {seq}"),
+    );
+    let (code, out, _) = audit(&[&url, "--verify"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("row {next} ")) && out.contains("missing"),
+        "{out}"
+    );
+    // Months are partitions, so old ones can be detached and archived.
+    let parts = pg.sql(
+        "ledger",
+        "SELECT count(*) FROM pg_inherits WHERE inhparent = 'canary_audit'::regclass",
+    );
+    assert_eq!(parts, "1", "this month's partition");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_that_cannot_be_written_stops_the_promotion_before_the_next_weight_change() {
+    let Some(pg) = common::postgres::Postgres::start() else {
+        return;
+    };
+    let url = pg.database("ledger");
+    let Some(env) = Env::new().await else {
+        return;
+    };
+    let mut args: Vec<&str> = FLAGS.to_vec();
+    let at = args.iter().position(|a| *a == "audit.jsonl").unwrap();
+    args[at] = url.as_str();
+    args.extend(["--step-pause", "3s"]);
+    let child = env.command(&args).spawn().unwrap();
+    let kube = env.kube.clone();
+    wait_for("canary at 10 %", || async {
+        weights(&kube).await == (90, 10)
+    })
+    .await;
+    pg.stop();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("stopped before setting weight 50") && stdout.contains("audit ledger"),
+        "{stdout}"
+    );
+    assert_eq!(weights(&env.kube).await, (90, 10), "traffic left as it was");
+
+    pg.start_server();
+    let (code, stdout, stderr) = finish(env.command(&args)).await;
+    assert_eq!(code, 0, "the rerun resumes: {stdout}{stderr}");
+    assert_eq!(weights(&env.kube).await, (0, 100));
+    let (code, out, _) = audit(&[&url, "--verify"]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promote_asks_the_deploy_policy_before_any_weight_change() {
+    let gate_policy = common::project_path("policies/deploy-gate.rego");
+    let Some(opa) = common::opa::Opa::start(&[&gate_policy]) else {
+        return;
+    };
+    let prometheus = common::judge_data::shared_prometheus().url.clone();
+    let gate = opa.gate();
+    let closed_port = common::prom::free_port().to_string();
+    let nowhere = format!("http://127.0.0.1:{closed_port}/v1/data/canary/deploy");
+    // (service, policy URL, extra flags, exit code (-1: any outcome of a promotion that ran),
+    // weights changed, the policy event)
+    type Case<'a> = (&'a str, &'a str, &'a [&'a str], i32, bool, &'a str);
+    let cases: [Case; 4] = [
+        ("burning", &gate, &[], 4, false, "policy.violated"),
+        ("busy", &gate, &[], -1, true, "policy.evaluated"),
+        ("busy", &nowhere, &[], 3, false, "policy.violated"),
+        (
+            "busy",
+            &nowhere,
+            &["--policy-fail", "open"],
+            -1,
+            true,
+            "policy.bypassed",
+        ),
+    ];
+    for (service, policy, extra, code, moves, event) in cases {
+        let Some(env) = Env::new().await else { return };
+        std::fs::copy(
+            common::project_path("analysis-templates/judge-istio-golden-signals.yaml"),
+            env.path("golden.yaml"),
+        )
+        .unwrap();
+        let service_arg = format!("service={service}");
+        let mut args = vec![
+            "promote",
+            "--virtual-service",
+            "prod/reviews",
+            "--route",
+            "primary",
+            "--stable-subset",
+            "stable",
+            "--canary-subset",
+            "canary",
+            "--prometheus",
+            &prometheus,
+            "--analysis-once",
+            "--steps",
+            "10,100",
+            "--analysis",
+            "golden.yaml",
+            "--arg",
+            &service_arg,
+            "--arg",
+            "namespace=prod",
+            "--arg",
+            "canary_hash=c0ffee",
+            "--arg",
+            "stable_hash=5tab1e",
+            "--audit",
+            "audit.jsonl",
+            "--policy",
+            policy,
+            "--policy-timeout",
+            "3s",
+        ];
+        args.extend_from_slice(extra);
+        let (c, stdout, stderr) = finish(env.command(&args)).await;
+        let what = format!("{service} via {policy} {extra:?}: exit {c}\n{stdout}\n{stderr}");
+        if code >= 0 {
+            assert_eq!(c, code, "{what}");
+        } else {
+            assert!([0, 1, 2].contains(&c), "{what}");
+        }
+        let entries = ledger(&env.path("audit.jsonl"));
+        let events: Vec<&str> = entries
+            .iter()
+            .map(|e| e["event"].as_str().unwrap_or(""))
+            .collect();
+        assert_eq!(
+            events.first().copied(),
+            Some(event),
+            "the gate comes first: {events:?}\n{what}"
+        );
+        let stepped = events.contains(&"deployment.step");
+        assert_eq!(stepped, moves, "{events:?}\n{what}");
+        if !moves {
+            assert_eq!(
+                weights(&env.kube).await,
+                (100, 0),
+                "no weight changed: {what}"
+            );
+        }
+        if service == "burning" {
+            let deny = entries[0]["deny"].to_string();
+            assert!(deny.contains("error budget exhausted"), "{deny}");
+            assert!(stdout.contains("PolicyDenied"), "{what}");
+            assert_eq!(entries[0]["input"]["exhausted"], true);
+        }
+    }
+}

@@ -712,3 +712,39 @@ fn a_decided_pass_is_early_and_an_undecided_one_waits_for_decide_after() {
         assert_eq!(v["error"]["field"], "decide_after", "{v}");
     }
 }
+
+#[test]
+fn error_budgets_for_deploy_policies() {
+    let s = server();
+    let budget = |service: &str| {
+        get(
+            &format!(
+                "{}/api/v1/budgets/istio-golden-signals?service={service}&namespace=prod",
+                s.url
+            ),
+            Some(TOKEN),
+        )
+    };
+    let (status, body) = budget("busy");
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let slo = &v["slos"][0];
+    assert_eq!(slo["objective"], 0.999, "{v}");
+    assert_eq!(slo["period"], "30d", "{v}");
+    assert_eq!(slo["rules"].as_array().map(Vec::len), Some(2), "{v}");
+    assert_eq!(slo["exhausted"], false, "{v}");
+    let (_, body) = budget("burning");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (v["exhausted"].as_bool(), v["fast_burn"].as_bool()),
+        (Some(true), Some(true)),
+        "{v}"
+    );
+    let (status, body) = get(&format!("{}/api/v1/budgets/nope", s.url), Some(TOKEN));
+    assert_eq!(status, 404, "{body}");
+    let (status, _) = get(
+        &format!("{}/api/v1/budgets/istio-golden-signals?service=busy", s.url),
+        None,
+    );
+    assert_eq!(status, 401, "the judge token guards the budgets too");
+}

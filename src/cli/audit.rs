@@ -1,13 +1,14 @@
-//! `canary audit`: read the promotion audit ledger (`canary promote --audit FILE`), filter it,
-//! and show it as a table or JSON lines.
-
-use std::path::PathBuf;
+//! `canary audit`: read the promotion audit ledger (`canary promote --audit FILE|URL`),
+//! filter it, show it as a table or JSON lines, and check a PostgreSQL ledger's hash chain.
 
 use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
 use serde_json::Value;
 
 use super::{write_stdout, CliError};
+use crate::audit::postgres::{Filter, PgLedger};
+use crate::audit::{is_database, platform_event};
+use crate::store::postgres::DatabaseUrl;
 
 /// How to print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -22,9 +23,14 @@ pub enum AuditOutput {
 /// step ran, what each analysis said, what was rolled back and why.
 #[derive(Debug, Args)]
 pub struct AuditArgs {
-    /// Ledger files written by `canary promote --audit` (JSON lines).
+    /// Ledgers written by `canary promote --audit`: JSON-lines files, or a PostgreSQL URL
+    /// (`postgres://USER:PASSWORD@HOST:PORT/DB`).
     #[arg(required = true, value_name = "LEDGER")]
-    pub files: Vec<PathBuf>,
+    pub files: Vec<String>,
+    /// Check the hash chain of a PostgreSQL ledger and name the first row that was changed
+    /// or whose predecessor was removed (exit 1); exit 0 when every row checks out.
+    #[arg(long)]
+    pub verify: bool,
     /// Only this promotion (exact id, or a substring of it such as the VirtualService).
     #[arg(long, value_name = "ID")]
     pub promotion: Option<String>,
@@ -73,8 +79,8 @@ struct Entry {
 fn detail(v: &Value) -> String {
     let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let n = |k: &str| v.get(k).map(|x| x.to_string()).unwrap_or_default();
-    match v.get("event").and_then(Value::as_str).unwrap_or("") {
-        "deployment.started" => match v.get("resumed_at_step").filter(|x| !x.is_null()) {
+    match platform_event(v.get("event").and_then(Value::as_str).unwrap_or("")) {
+        "deployment.created" => match v.get("resumed_at_step").filter(|x| !x.is_null()) {
             Some(step) => format!("resumed at step {step}"),
             None => "started".into(),
         },
@@ -97,6 +103,52 @@ fn detail(v: &Value) -> String {
     }
 }
 
+fn open_database(target: &str) -> Result<(tokio::runtime::Runtime, PgLedger), CliError> {
+    let url: DatabaseUrl = target
+        .parse()
+        .map_err(|why| CliError::usage(format!("LEDGER: {why}")))?;
+    let runtime = super::runtime(Some(1))?;
+    let ledger = runtime
+        .block_on(PgLedger::open(&url))
+        .map_err(|e| CliError::infrastructure(e.to_string()))?;
+    Ok((runtime, ledger))
+}
+
+fn read_database(target: &str, filter: &Filter) -> Result<Vec<crate::audit::chain::Row>, CliError> {
+    let (runtime, ledger) = open_database(target)?;
+    runtime
+        .block_on(ledger.read(filter))
+        .map_err(|e| CliError::infrastructure(e.to_string()))
+}
+
+/// `--verify`: every PostgreSQL ledger's chain, checked whole.
+fn verify(targets: &[String]) -> Result<u8, CliError> {
+    let mut broken = false;
+    for t in targets {
+        if !is_database(t) {
+            return Err(CliError::usage(format!(
+                "--verify checks a PostgreSQL ledger's hash chain; {t} is a JSON-lines file, \
+                 which has none"
+            )));
+        }
+        let (runtime, ledger) = open_database(t)?;
+        let rows = runtime
+            .block_on(ledger.read(&Filter::default()))
+            .map_err(|e| CliError::infrastructure(e.to_string()))?;
+        match crate::audit::chain::verify(&rows) {
+            None => write_stdout(&format!(
+                "ledger intact: {} rows, every hash checks out",
+                rows.len()
+            ))?,
+            Some((_, why)) => {
+                broken = true;
+                write_stdout(&format!("ledger BROKEN at {why}"))?;
+            }
+        }
+    }
+    Ok(u8::from(broken))
+}
+
 /// Run the command.
 pub fn run(a: &AuditArgs) -> Result<u8, CliError> {
     let now = Utc::now();
@@ -110,11 +162,33 @@ pub fn run(a: &AuditArgs) -> Result<u8, CliError> {
         .as_deref()
         .map(|t| parse_time("--until", t, now))
         .transpose()?;
+    if a.verify {
+        return verify(&a.files);
+    }
     let mut entries = Vec::new();
     let mut damaged = 0;
     for file in &a.files {
+        if is_database(file) {
+            let filter = Filter {
+                promotion: a.promotion.clone(),
+                events: a.events.clone(),
+                since,
+                until,
+                ..Filter::default()
+            };
+            for row in read_database(file, &filter)? {
+                entries.push(Entry {
+                    time: row
+                        .entry
+                        .time
+                        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                    value: row.entry.body,
+                });
+            }
+            continue;
+        }
         let text = std::fs::read_to_string(file)
-            .map_err(|e| CliError::usage(format!("cannot read {}: {e}", file.display())))?;
+            .map_err(|e| CliError::usage(format!("cannot read {file}: {e}")))?;
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
@@ -123,11 +197,7 @@ pub fn run(a: &AuditArgs) -> Result<u8, CliError> {
                 Ok(v) => v,
                 Err(e) => {
                     // A line cut short by a crash mid-write: say so, keep reading.
-                    eprintln!(
-                        "warning: {}:{}: not a ledger entry: {e}",
-                        file.display(),
-                        i + 1
-                    );
+                    eprintln!("warning: {file}:{}: not a ledger entry: {e}", i + 1);
                     damaged += 1;
                     continue;
                 }
@@ -148,7 +218,7 @@ pub fn run(a: &AuditArgs) -> Result<u8, CliError> {
             {
                 continue;
             }
-            let event = value.get("event").and_then(Value::as_str).unwrap_or("");
+            let event = platform_event(value.get("event").and_then(Value::as_str).unwrap_or(""));
             if !a.events.is_empty() && !a.events.iter().any(|e| event.starts_with(e.as_str())) {
                 continue;
             }

@@ -4,6 +4,7 @@
 pub mod analyze;
 pub mod audit;
 pub mod backtest;
+pub mod budget;
 pub mod calibrate;
 pub mod demo;
 pub mod judge;
@@ -20,6 +21,10 @@ use std::process::ExitCode;
 pub const EXIT_USAGE: u8 = 64;
 /// Exit code when the engine could not run for a reason outside the input.
 pub const EXIT_INFRASTRUCTURE: u8 = 3;
+
+/// Exit code of `canary promote` when a deploy policy denies the promotion before any
+/// weight change.
+pub const EXIT_POLICY_DENIED: u8 = 4;
 
 /// Exit code when the output cannot be written (EX_IOERR).
 pub const EXIT_IO: u8 = 74;
@@ -118,8 +123,11 @@ pub enum Command {
     /// Two promotions end to end with no cluster and no Prometheus (embedded stand-ins and
     /// recorded data): a healthy release promoted, a regressed one rolled back.
     Demo(demo::DemoArgs),
-    /// List and filter the decisions in promotion audit ledgers (`promote --audit`).
+    /// List and filter the decisions in promotion audit ledgers (`promote --audit`), and
+    /// check a PostgreSQL ledger's hash chain (`--verify`).
     Audit(audit::AuditArgs),
+    /// The error budgets of a Judge spec's SLOs as JSON: a deploy policy's input.
+    Budget(Box<budget::BudgetArgs>),
     /// Check AnalysisTemplates and Judge specs: schema, Argo's rules, PromQL, args, and
     /// footguns; exit 1 on errors.
     Lint(lint::LintArgs),
@@ -180,6 +188,7 @@ pub fn run() -> ExitCode {
         Command::Lint(args) => lint::run(&args),
         Command::Backtest(args) => backtest::run(&args),
         Command::Calibrate(args) => calibrate::run(&args),
+        Command::Budget(args) => budget::run(&args),
     };
     crate::telemetry::shutdown();
     match result {

@@ -13,8 +13,11 @@ use std::collections::BTreeMap;
 use super::analyze::{load_metrics, parse_args, sources};
 use super::prometheus_args::PrometheusArgs;
 use super::{write_stdout, CliError};
+use crate::audit::{AuditError, Entry, Ledger};
+use crate::policy::FailMode;
 use crate::promote::{
-    self, default_steps, rollout, Event, OnInconclusive, Outcome, Promotion, Report,
+    self, default_steps, rollout, Event, OnInconclusive, Outcome, Promotion, RecordingFailure,
+    Report,
 };
 use crate::traffic::apply::{Applier, ApplyError, VirtualServiceRef};
 use crate::traffic::{Destinations, Target, TlsRoute};
@@ -114,9 +117,29 @@ pub struct PromoteArgs {
     /// Write the JSON report here.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
-    /// Append every decision to this JSON-lines audit ledger (flushed and fsync'd per event).
-    #[arg(long, env = "CANARY_AUDIT_FILE", value_name = "FILE")]
-    pub audit: Option<PathBuf>,
+    /// Append every decision to this audit ledger: a JSON-lines file (flushed and fsync'd per
+    /// event), or PostgreSQL (`postgres://USER:PASSWORD@HOST:PORT/DB`: append-only rows chained
+    /// by hash). An event that cannot be written is retried three times; then the promotion
+    /// stops before its next weight change (exit 3; rerun to resume).
+    #[arg(
+        long,
+        env = "CANARY_AUDIT",
+        value_name = "FILE|URL",
+        hide_env_values = true
+    )]
+    pub audit: Option<String>,
+    /// Ask this deploy policy (OPA's data API, e.g. http://opa:8181/v1/data/canary/deploy)
+    /// before the first weight change, with the error budgets of the promotion's Judge SLOs
+    /// as input; a denial ends the promotion with no change (exit 4, `policy.violated`).
+    #[arg(long, env = "CANARY_POLICY_URL", value_name = "URL")]
+    pub policy: Option<String>,
+    /// When the policy engine cannot be asked: `closed` refuses the deploy (exit 3, before
+    /// any change), `open` deploys anyway and records `policy.bypassed`.
+    #[arg(long, env = "CANARY_POLICY_FAIL", value_enum, default_value_t = FailMode::Closed)]
+    pub policy_fail: FailMode,
+    /// How long the policy engine (and the budgets' queries) may take.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub policy_timeout: Duration,
     /// Where analysis measurements come from: `prometheus` or `snapshot:FILE`.
     #[arg(long, default_value = "prometheus")]
     pub source: String,
@@ -158,6 +181,7 @@ impl Plan {
             applier,
             on_inconclusive: self.on_inconclusive,
             analysis_once: self.analysis_once,
+            recording: Default::default(),
         }
     }
 }
@@ -484,12 +508,16 @@ fn declared_args(files: &[PathBuf]) -> Vec<String> {
 pub struct EventSink {
     tty: bool,
     human: bool,
-    audit: Option<std::fs::File>,
+    audit: Option<Ledger>,
+    recording: RecordingFailure,
     status: Arc<Mutex<Status>>,
     ticker: Option<std::thread::JoinHandle<()>>,
     /// Audit write failures (reported at the end).
     pub audit_errors: Vec<String>,
 }
+
+/// Attempts at writing one event to the ledger before the promotion is stopped.
+const LEDGER_ATTEMPTS: u32 = 3;
 
 /// What the live status line shows.
 #[derive(Debug, Clone)]
@@ -582,20 +610,10 @@ impl Status {
 }
 
 impl EventSink {
-    /// Open the ledger (append-only) if asked; on a terminal, start the status line.
-    pub fn new(audit: Option<&PathBuf>, steps: usize) -> Result<Self, CliError> {
-        let audit = match audit {
-            None => None,
-            Some(p) => Some(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(p)
-                    .map_err(|e| {
-                        CliError::usage(format!("cannot open audit ledger {}: {e}", p.display()))
-                    })?,
-            ),
-        };
+    /// Events go to `audit` if given; a failure to record one is reported to `recording`
+    /// (the promotion stops before its next weight change). On a terminal, start the status
+    /// line.
+    pub fn new(audit: Option<Ledger>, recording: RecordingFailure, steps: usize) -> Self {
         let tty = std::io::stderr().is_terminal();
         let status = Arc::new(Mutex::new(Status::new(steps)));
         let ticker = tty.then(|| {
@@ -609,21 +627,20 @@ impl EventSink {
                 eprint!("\r\x1b[2K{}", s.line());
             })
         });
-        Ok(EventSink {
+        EventSink {
             tty,
             human: tty,
             audit,
+            recording,
             status,
             ticker,
             audit_errors: Vec::new(),
-        })
+        }
     }
 
     /// Show and record one event.
     pub fn event(&mut self, id: &str, e: &Event) {
-        let mut v = serde_json::to_value(e).unwrap_or_default();
-        v["promotion"] = serde_json::Value::String(id.to_string());
-        v["time"] = serde_json::Value::String(chrono::Utc::now().to_rfc3339());
+        let entry = Entry::new(id, serde_json::to_value(e).unwrap_or_default());
         {
             let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
             s.update(e);
@@ -635,14 +652,43 @@ impl EventSink {
             } else if self.human {
                 eprintln!("{}", human(e));
             } else {
-                eprintln!("{v}");
+                eprintln!("{}", entry.body);
             }
         }
-        if let Some(f) = &mut self.audit {
-            let line = format!("{v}\n");
-            if let Err(err) = f.write_all(line.as_bytes()).and_then(|()| f.sync_data()) {
-                self.audit_errors.push(err.to_string());
-            }
+        self.write(&entry);
+    }
+
+    /// Record an entry that is not a promotion event (`policy.*`), showing it as JSON.
+    pub fn record(&mut self, id: &str, body: serde_json::Value) {
+        let entry = Entry::new(id, body);
+        if !self.tty && !self.human {
+            eprintln!("{}", entry.body);
+        }
+        self.write(&entry);
+    }
+
+    fn write(&mut self, entry: &Entry) {
+        let Some(ledger) = &self.audit else { return };
+        // The promotion's own future calls this: wait for the write on this worker thread
+        // (the runtime has others), so the next decision sees whether it was recorded.
+        let written = tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(async {
+                let mut last = None;
+                for attempt in 0..LEDGER_ATTEMPTS {
+                    if attempt > 0 {
+                        tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
+                    }
+                    match ledger.append(entry).await {
+                        Ok(()) => return Ok(()),
+                        Err(e) => last = Some(e),
+                    }
+                }
+                Err(last.map(|e| e.to_string()).unwrap_or_default())
+            })
+        });
+        if let Err(why) = written {
+            self.recording.fail(why.clone());
+            self.audit_errors.push(why);
         }
     }
 
@@ -791,6 +837,107 @@ async fn preflight(p: &Promotion) -> Result<(), CliError> {
         })
 }
 
+/// The deploy gate: ask the policy at `url` with the budgets of every Judge SLO the promotion
+/// uses. `Some(exit code)` when the promotion must not start; every answer is recorded.
+async fn gate(
+    promotion: &Promotion,
+    url: &str,
+    a: &PromoteArgs,
+    sink: &mut EventSink,
+) -> Result<Option<u8>, CliError> {
+    let judges = promotion
+        .analyses
+        .iter()
+        .flatten()
+        .chain(promotion.background.iter().flat_map(|b| &b.metrics))
+        .filter_map(|m| m.metric.provider.judge.as_ref())
+        .filter(|j| !j.spec.slos.is_empty());
+    let mut budgets = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for j in judges {
+        if !seen.insert((j.spec.name.clone(), j.args.clone())) {
+            continue;
+        }
+        let b = crate::judging::budget::run(
+            &j.spec,
+            &j.args,
+            &promotion.sources,
+            chrono::Utc::now(),
+            a.policy_timeout,
+        )
+        .await
+        .map_err(|e| CliError::infrastructure(format!("the deploy gate's budgets: {e}")))?;
+        budgets.push(b);
+    }
+    let input = serde_json::json!({
+        "promotion": promotion.id,
+        "virtual_service": a.virtual_service,
+        "budgets": budgets,
+        "exhausted": budgets.iter().any(|b| b.exhausted),
+        "fast_burn": budgets.iter().any(|b| b.fast_burn),
+    });
+    let id = promotion.id.as_str();
+    match crate::policy::ask(url, &input, a.policy_timeout).await {
+        Ok(v) if v.allow => {
+            sink.record(
+                id,
+                serde_json::json!({"event": "policy.evaluated", "policy": url, "allow": true,
+                    "deny": v.deny, "exception": v.exception, "input": input}),
+            );
+            if v.exception.is_some() {
+                sink.record(
+                    id,
+                    serde_json::json!({"event": "exception.granted", "policy": url,
+                        "exception": v.exception, "excused": v.deny}),
+                );
+            }
+            Ok(None)
+        }
+        Ok(v) => {
+            let reason = format!("denied by the deploy policy: {}", v.deny.join("; "));
+            sink.record(
+                id,
+                serde_json::json!({"event": "policy.violated", "policy": url, "allow": false,
+                    "deny": v.deny, "input": input}),
+            );
+            write_stdout(&format!("PolicyDenied: {reason} (no weight was changed)"))?;
+            Ok(Some(super::EXIT_POLICY_DENIED))
+        }
+        Err(e) if a.policy_fail == FailMode::Open => {
+            eprintln!("warning: {e}; --policy-fail open: promoting without the policy");
+            sink.record(
+                id,
+                serde_json::json!({"event": "policy.bypassed", "policy": url,
+                    "reason": e.to_string(), "input": input}),
+            );
+            Ok(None)
+        }
+        Err(e) => {
+            sink.record(
+                id,
+                serde_json::json!({"event": "policy.violated", "policy": url,
+                    "reason": format!("{e} (--policy-fail closed)"), "input": input}),
+            );
+            Err(CliError::infrastructure(format!(
+                "{e}: no weight was changed (--policy-fail closed; `open` would promote anyway)"
+            )))
+        }
+    }
+}
+
+/// A ledger that cannot be opened: the database down is an infrastructure error (exit 3), a
+/// bad target or a newer schema a usage error (64). Either way no traffic has moved.
+fn ledger_error(e: AuditError) -> CliError {
+    match &e {
+        AuditError::Database { source, .. }
+            if !matches!(source, crate::store::StoreError::NewerSchema { .. }) =>
+        {
+            CliError::infrastructure(e.to_string())
+        }
+        _ => CliError::usage(e.to_string()),
+    }
+}
+
 /// Run the command.
 pub fn run(a: &PromoteArgs) -> Result<u8, CliError> {
     let runtime = super::runtime(Some(2))?;
@@ -804,7 +951,17 @@ pub fn run(a: &PromoteArgs) -> Result<u8, CliError> {
         })?;
         let promotion = plan.connect(client, a.kube_deadline);
         preflight(&promotion).await?;
-        let mut sink = EventSink::new(a.audit.as_ref(), promotion.steps.len())?;
+        let ledger = match a.audit.as_deref() {
+            None => None,
+            Some(target) => Some(Ledger::open(target).await.map_err(ledger_error)?),
+        };
+        let mut sink = EventSink::new(ledger, promotion.recording.clone(), promotion.steps.len());
+        if let (Some(url), false) = (&a.policy, a.abort) {
+            if let Some(code) = gate(&promotion, url, a, &mut sink).await? {
+                sink.close();
+                return Ok(code);
+            }
+        }
         let report = if a.abort {
             promotion.abort().await
         } else {

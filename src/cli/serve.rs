@@ -8,6 +8,7 @@ use clap::Args;
 
 use super::prometheus_args::PrometheusArgs;
 use super::CliError;
+use crate::audit::postgres::PgLedger;
 use crate::server::{self, specs::JudgeStore, AppState, Settings};
 use crate::source::{metrics::SourceMetrics, Sources};
 use crate::store::memory::MemoryStore;
@@ -101,6 +102,20 @@ pub struct ServeArgs {
         value_name = "N"
     )]
     pub database_pool_size: usize,
+    /// Serve the promotion audit ledger in this PostgreSQL database read-only at
+    /// GET /api/v1/audit (with --reader-token-file); every read is recorded as
+    /// `audit.accessed`.
+    #[arg(
+        long,
+        env = "CANARY_AUDIT_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub audit_url: Option<String>,
+    /// File holding the bearer token of the ledger's readers (else CANARY_READER_TOKEN): it
+    /// may read GET /api/v1/audit and nothing else; the judge token may not read the ledger.
+    #[arg(long, env = "CANARY_READER_TOKEN_FILE", value_name = "FILE")]
+    pub reader_token_file: Option<PathBuf>,
     /// How often expired results are deleted.
     #[arg(long, env = "CANARY_PRUNE_INTERVAL", default_value = "1m", value_parser = humantime::parse_duration, hide = true)]
     pub prune_interval: Duration,
@@ -108,21 +123,18 @@ pub struct ServeArgs {
     pub prometheus: PrometheusArgs,
 }
 
-fn token(a: &ServeArgs) -> Result<Option<String>, CliError> {
-    if let Some(p) = &a.token_file {
-        let t = std::fs::read_to_string(p).map_err(|e| {
-            CliError::usage(format!("cannot read --token-file {}: {e}", p.display()))
-        })?;
+/// A token from `file`, else from the environment variable `var`; `None` when neither.
+fn token_from(flag: &str, file: Option<&PathBuf>, var: &str) -> Result<Option<String>, CliError> {
+    if let Some(p) = file {
+        let t = std::fs::read_to_string(p)
+            .map_err(|e| CliError::usage(format!("cannot read {flag} {}: {e}", p.display())))?;
         let t = t.trim().to_string();
         if t.is_empty() {
-            return Err(CliError::usage(format!(
-                "--token-file {} is empty",
-                p.display()
-            )));
+            return Err(CliError::usage(format!("{flag} {} is empty", p.display())));
         }
         return Ok(Some(t));
     }
-    Ok(std::env::var("CANARY_TOKEN")
+    Ok(std::env::var(var)
         .ok()
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty()))
@@ -147,7 +159,12 @@ pub fn run(a: &ServeArgs) -> Result<u8, CliError> {
     let settings = Settings {
         allow_inline: a.allow_inline,
         deadline: a.deadline,
-        token: token(a)?,
+        token: token_from("--token-file", a.token_file.as_ref(), "CANARY_TOKEN")?,
+        reader_token: token_from(
+            "--reader-token-file",
+            a.reader_token_file.as_ref(),
+            "CANARY_READER_TOKEN",
+        )?,
         max_body_bytes: a.max_body_bytes,
         max_concurrent: a.max_concurrent,
         client_timeout: a.client_timeout,
@@ -161,6 +178,18 @@ pub fn run(a: &ServeArgs) -> Result<u8, CliError> {
             CliError::usage(format!("--database-url (CANARY_DATABASE_URL): {why}"))
         })?),
     };
+    let audit_url = match a.audit_url.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(u) => Some(
+            u.parse::<DatabaseUrl>()
+                .map_err(|why| CliError::usage(format!("--audit-url (CANARY_AUDIT_URL): {why}")))?,
+        ),
+    };
+    if settings.reader_token.is_some() && settings.reader_token == settings.token {
+        return Err(CliError::usage(
+            "--reader-token-file: the readers' token must differ from the judge token",
+        ));
+    }
     let retention = Retention {
         keep: a.keep_results,
         keep_for: a.keep_for,
@@ -170,6 +199,14 @@ pub fn run(a: &ServeArgs) -> Result<u8, CliError> {
     runtime.block_on(async {
         let results = open_results(database.as_ref(), a.database_pool_size, retention).await?;
         crate::store::spawn_pruner(results.clone(), a.prune_interval);
+        let ledger = match &audit_url {
+            None => None,
+            Some(url) => Some(Arc::new(
+                PgLedger::open(url)
+                    .await
+                    .map_err(|e| CliError::infrastructure(e.to_string()))?,
+            )),
+        };
         let state = AppState::new(
             settings,
             |registry| {
@@ -182,6 +219,7 @@ pub fn run(a: &ServeArgs) -> Result<u8, CliError> {
             },
             specs,
             results,
+            ledger,
         );
         state.reload();
         for b in state.specs().broken() {

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use serde::Serialize;
 
+pub mod budget;
 mod fetch;
 pub mod merge;
 pub(crate) mod steps;

@@ -114,7 +114,7 @@ impl Outcome {
 #[serde(tag = "event")]
 pub enum Event {
     /// A promotion started (or resumed).
-    #[serde(rename = "deployment.started")]
+    #[serde(rename = "deployment.created")]
     Started {
         /// Promotion id.
         id: String,
@@ -190,6 +190,27 @@ pub struct Promotion {
     pub on_inconclusive: OnInconclusive,
     /// Take one measurement per metric at each analysis (quick runs and demos).
     pub analysis_once: bool,
+    /// Set by whatever records the events (the audit ledger) when it cannot: the promotion
+    /// then stops before its next weight change.
+    pub recording: RecordingFailure,
+}
+
+/// The first failure to record a promotion's events, shared between the recorder and the
+/// promotion: a promotion whose decisions cannot be recorded must not go on changing traffic.
+#[derive(Debug, Clone, Default)]
+pub struct RecordingFailure(std::sync::Arc<std::sync::Mutex<Option<String>>>);
+
+impl RecordingFailure {
+    /// Record a failure (the first one is kept).
+    pub fn fail(&self, why: String) {
+        let mut f = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        f.get_or_insert(why);
+    }
+
+    /// The first failure, if any.
+    pub fn failed(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 /// The result of a promotion.
@@ -448,6 +469,14 @@ impl Promotion {
             });
             match step {
                 Step::SetWeight(w) => {
+                    if let Some(why) = self.recording.failed() {
+                        let reason = format!(
+                            "stopped before setting weight {w}: the audit ledger cannot record \
+                             this promotion ({why}); traffic is left as it was — rerun the same \
+                             command to resume once the ledger is back"
+                        );
+                        return run.finish(Outcome::Error, reason, p.weight);
+                    }
                     p.step = i;
                     p.weight = *w;
                     p.updated_at = now();

@@ -4,6 +4,7 @@
 //! `GET /reports/{id}`, `GET /healthz`, `GET /readyz`, `GET /metrics`. Infrastructure failures
 //! are HTTP errors (502/503/504) so Argo records an Error measurement — never a pass.
 
+mod audit;
 pub mod error;
 pub mod metrics;
 pub mod specs;
@@ -29,6 +30,7 @@ use tracing::Instrument;
 use self::error::AppError;
 use self::metrics::{RouteLabels, ServerMetrics, VerdictLabels};
 use self::specs::JudgeStore;
+use crate::audit::postgres::PgLedger;
 use crate::judging::{self, JudgeOptions};
 use crate::source::{PromQuery, Sources};
 use crate::store::{Record, ResultStore, StoreError};
@@ -43,6 +45,9 @@ pub struct Settings {
     pub deadline: Duration,
     /// Bearer token required on the API, if set.
     pub token: Option<String>,
+    /// Bearer token of the ledger's readers (`GET /api/v1/audit`); it cannot judge, and the
+    /// judge token cannot read the ledger.
+    pub reader_token: Option<String>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// Judgements running at once; more get 503.
@@ -58,6 +63,7 @@ impl Default for Settings {
             allow_inline: false,
             deadline: Duration::from_secs(8),
             token: None,
+            reader_token: None,
             max_body_bytes: 64 * 1024,
             max_concurrent: 256,
             client_timeout: Duration::from_secs(10),
@@ -76,6 +82,7 @@ struct Inner {
     sources: Sources,
     specs: JudgeStore,
     results: Arc<dyn ResultStore>,
+    ledger: Option<Arc<PgLedger>>,
     metrics: ServerMetrics,
     registry: Registry,
     permits: Arc<Semaphore>,
@@ -97,6 +104,7 @@ impl AppState {
         sources: impl FnOnce(&mut Registry) -> Sources,
         specs: JudgeStore,
         results: Arc<dyn ResultStore>,
+        ledger: Option<Arc<PgLedger>>,
     ) -> Self {
         let mut registry = Registry::default();
         let metrics = ServerMetrics::register(&mut registry);
@@ -108,6 +116,7 @@ impl AppState {
                 sources,
                 specs,
                 results,
+                ledger,
                 metrics,
                 registry,
                 permits,
@@ -140,10 +149,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/judge", post(judge))
         .route("/api/v1/analyses/{id}", get(analysis))
         .route("/api/v1/judges", get(judges))
+        .route("/api/v1/budgets/{judge}", get(budgets))
         .route("/reports/{id}", get(report_page))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
+    let ledger = Router::new()
+        .route("/api/v1/audit", get(audit::read))
+        .route_layer(middleware::from_fn_with_state(state.clone(), audit::auth));
     Router::new()
         .merge(api)
+        .merge(ledger)
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
@@ -365,7 +379,18 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
     resp
 }
 
-/// Bearer-token check (constant-time) when a token is configured.
+/// Whether `headers` carry bearer token `token` (compared in constant time).
+fn bearer_is(headers: &HeaderMap, token: &str) -> bool {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    given.as_bytes().ct_eq(token.as_bytes()).into()
+}
+
+/// Bearer-token check (constant-time) when a token is configured; the ledger readers'
+/// token is refused here with 403 (it may read the ledger, not judge).
 async fn auth(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -373,18 +398,26 @@ async fn auth(
     next: Next,
 ) -> Result<Response, AppError> {
     if let Some(token) = &state.inner.settings.token {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        let ok: bool = given.as_bytes().ct_eq(token.as_bytes()).into();
-        if !ok {
-            return Err(AppError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "missing or wrong bearer token",
-            ));
+        if !bearer_is(&headers, token) {
+            let reader = state
+                .inner
+                .settings
+                .reader_token
+                .as_deref()
+                .is_some_and(|r| bearer_is(&headers, r));
+            return Err(if reader {
+                AppError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "the ledger readers' token may read /api/v1/audit, not judge",
+                )
+            } else {
+                AppError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "missing or wrong bearer token",
+                )
+            });
         }
     }
     Ok(next.run(req).await)
@@ -646,6 +679,41 @@ async fn report_page(
         .map_err(store_error)?
         .ok_or_else(|| unknown_analysis(&id))?;
     Ok(Html(page))
+}
+
+/// The error budgets of a judge's SLOs (query parameters are its args), shaped as a deploy
+/// policy's input.
+async fn budgets(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    args: Result<
+        axum::extract::Query<BTreeMap<String, String>>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> Result<Json<Value>, AppError> {
+    let axum::extract::Query(args) =
+        args.map_err(|e| AppError::bad_request("bad_args", e.body_text(), Some("args")))?;
+    let inner = &state.inner;
+    let spec = inner.specs.get(&name).ok_or_else(|| {
+        AppError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_judge",
+            format!(
+                "no judge named {name:?} (loaded: {})",
+                inner.specs.names().join(", ")
+            ),
+        )
+    })?;
+    let deadline = inner.settings.deadline;
+    let run = judging::budget::run(&spec, &args, &inner.sources, chrono::Utc::now(), deadline);
+    let budgets = tokio::time::timeout(deadline, run).await.map_err(|_| {
+        AppError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "deadline_exceeded",
+            format!("no answer within the {} ms deadline", deadline.as_millis()),
+        )
+    })??;
+    Ok(Json(serde_json::to_value(budgets).unwrap_or(Value::Null)))
 }
 
 async fn judges(State(state): State<AppState>) -> Json<Value> {

@@ -6,6 +6,8 @@
 //! fewer than `min_events` events is inconclusive, unless at least `min_bad_events` of them
 //! failed and the burn exceeds the factor (a hard outage on a quiet service still fails).
 
+pub mod budget;
+
 use std::time::Duration;
 
 use serde::Serialize;

@@ -20,10 +20,11 @@ struct Migration {
     sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "judgement results",
-    sql: "CREATE TABLE canary_judgements (
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "judgement results",
+        sql: "CREATE TABLE canary_judgements (
               id text PRIMARY KEY,
               judge text NOT NULL,
               verdict text NOT NULL,
@@ -32,7 +33,73 @@ const MIGRATIONS: &[Migration] = &[Migration {
               report text NOT NULL
           );
           CREATE INDEX canary_judgements_created_at ON canary_judgements (created_at);",
-}];
+    },
+    Migration {
+        version: 2,
+        name: "audit ledger",
+        sql: LEDGER,
+    },
+];
+
+/// The audit ledger: append-only (a trigger refuses UPDATE, DELETE and TRUNCATE, whoever
+/// asks; role `canary_ledger` may only INSERT and SELECT), each row chained by hash to the
+/// row before it in its promotion and in the whole ledger, in monthly partitions that
+/// `canary_audit_partition` makes as they are needed (so old months can be detached and
+/// archived).
+const LEDGER: &str = "
+CREATE TABLE canary_audit (
+    seq bigserial NOT NULL,
+    time timestamptz NOT NULL,
+    promotion text NOT NULL,
+    event text NOT NULL,
+    body text NOT NULL,
+    prev_hash text NOT NULL,
+    prev_promotion_hash text NOT NULL,
+    hash text NOT NULL,
+    PRIMARY KEY (seq, time)
+) PARTITION BY RANGE (time);
+CREATE INDEX canary_audit_promotion ON canary_audit (promotion, seq);
+CREATE INDEX canary_audit_event ON canary_audit (event, time);
+
+CREATE FUNCTION canary_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the audit ledger is append-only: % refused', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+CREATE TRIGGER canary_audit_no_change BEFORE UPDATE OR DELETE ON canary_audit
+    FOR EACH ROW EXECUTE FUNCTION canary_audit_append_only();
+CREATE TRIGGER canary_audit_no_truncate BEFORE TRUNCATE ON canary_audit
+    FOR EACH STATEMENT EXECUTE FUNCTION canary_audit_append_only();
+
+CREATE FUNCTION canary_audit_partition(at timestamptz) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+DECLARE
+    first timestamp := date_trunc('month', at AT TIME ZONE 'UTC');
+    name text := 'canary_audit_' || to_char(first, 'YYYY_MM');
+BEGIN
+    IF to_regclass(name) IS NULL THEN
+        EXECUTE format(
+            'CREATE TABLE %I PARTITION OF canary_audit FOR VALUES FROM (%L) TO (%L)',
+            name, first AT TIME ZONE 'UTC', (first + interval '1 month') AT TIME ZONE 'UTC');
+        EXECUTE format(
+            'CREATE TRIGGER canary_audit_no_truncate BEFORE TRUNCATE ON %I '
+            'FOR EACH STATEMENT EXECUTE FUNCTION canary_audit_append_only()', name);
+    END IF;
+END
+$$;
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'canary_ledger') THEN
+        CREATE ROLE canary_ledger NOLOGIN;
+    END IF;
+END
+$$;
+GRANT SELECT, INSERT ON canary_audit TO canary_ledger;
+GRANT USAGE ON SEQUENCE canary_audit_seq_seq TO canary_ledger;
+GRANT EXECUTE ON FUNCTION canary_audit_partition(timestamptz) TO canary_ledger;
+";
 
 /// The newest schema version this binary knows.
 pub fn latest() -> i32 {

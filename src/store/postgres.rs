@@ -100,7 +100,7 @@ fn shown(c: &tokio_postgres::Config) -> String {
 }
 
 /// Map a database error to what the server does about it.
-pub(super) fn classify(e: tokio_postgres::Error) -> StoreError {
+pub(crate) fn classify(e: tokio_postgres::Error) -> StoreError {
     // The server's own words where there are some ("db error" alone says nothing).
     let said = match e.as_db_error() {
         Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
@@ -123,11 +123,44 @@ pub(super) fn classify(e: tokio_postgres::Error) -> StoreError {
     }
 }
 
-fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
+pub(crate) fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
     match e {
         deadpool_postgres::PoolError::Backend(e) => classify(e),
         other => StoreError::Unavailable(other.to_string()),
     }
+}
+
+/// A pool of at most `pool_size` connections to `url`, the schema migrated (results and the
+/// audit ledger share one schema history). Fails with [`StoreError::NewerSchema`] on a
+/// database a newer canary-engine has migrated.
+pub(crate) async fn connect(url: &DatabaseUrl, pool_size: usize) -> Result<Pool, StoreError> {
+    let manager = Manager::from_config(
+        url.config.clone(),
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let pool = Pool::builder(manager)
+        .max_size(pool_size.max(1))
+        .timeouts(Timeouts {
+            wait: Some(CONNECT_TIMEOUT),
+            create: Some(CONNECT_TIMEOUT),
+            recycle: Some(CONNECT_TIMEOUT),
+        })
+        .runtime(Runtime::Tokio1)
+        .build()
+        .map_err(|e| StoreError::Database(e.to_string()))?;
+    let mut client = pool.get().await.map_err(pool_error)?;
+    let before = migrations::migrate(&mut client).await?;
+    tracing::info!(
+        database = %url,
+        schema = migrations::latest(),
+        was = before,
+        "PostgreSQL schema ready"
+    );
+    drop(client);
+    Ok(pool)
 }
 
 /// Results in PostgreSQL.
@@ -138,38 +171,13 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    /// Connect (a pool of at most `pool_size`) and migrate the schema. Fails with
-    /// [`StoreError::NewerSchema`] on a database a newer canary-engine has migrated.
+    /// Connect (see [`connect`]): a pool of at most `pool_size`, the schema migrated.
     pub async fn open(
         url: &DatabaseUrl,
         pool_size: usize,
         retention: Retention,
     ) -> Result<PgStore, StoreError> {
-        let manager = Manager::from_config(
-            url.config.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(pool_size.max(1))
-            .timeouts(Timeouts {
-                wait: Some(CONNECT_TIMEOUT),
-                create: Some(CONNECT_TIMEOUT),
-                recycle: Some(CONNECT_TIMEOUT),
-            })
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(|e| StoreError::Database(e.to_string()))?;
-        let mut client = pool.get().await.map_err(pool_error)?;
-        let before = migrations::migrate(&mut client).await?;
-        tracing::info!(
-            database = %url,
-            schema = migrations::latest(),
-            was = before,
-            "result store: PostgreSQL"
-        );
+        let pool = connect(url, pool_size).await?;
         Ok(PgStore {
             pool,
             retention,

@@ -36,6 +36,7 @@ pub mod http;
 pub mod judge_data;
 pub mod kube_proxy;
 pub mod kube_server;
+pub mod opa;
 pub mod postgres;
 pub mod prom;
 pub mod promotion;

@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 
 use super::promote::{markdown, write_reports, EventSink};
 use super::{write_stdout, CliError};
+use crate::audit::Ledger;
 use crate::judging::{self, JudgeOptions, Judgement};
 use crate::promote::{OnInconclusive, Outcome, Promotion, Report, Step};
 use crate::source::{PrometheusConfig, Sources};
@@ -292,6 +293,7 @@ fn run_in(a: &DemoArgs, dir: &std::path::Path) -> Result<u8, CliError> {
                 applier,
                 on_inconclusive: OnInconclusive::Pause,
                 analysis_once: false,
+                recording: Default::default(),
             };
             eprintln!(
                 "── release {} of shop/checkout ({}), judged by the Judge spec {} \
@@ -301,8 +303,14 @@ fn run_in(a: &DemoArgs, dir: &std::path::Path) -> Result<u8, CliError> {
                 spec.name,
                 (1.0 / promotion.judge_budget_share()).round()
             );
-            let mut sink = EventSink::new(Some(&a.out.join("audit.jsonl")), promotion.steps.len())?
-                .human_lines();
+            let ledger = Ledger::file(a.out.join("audit.jsonl"))
+                .map_err(|e| CliError::usage(e.to_string()))?;
+            let mut sink = EventSink::new(
+                Some(ledger),
+                promotion.recording.clone(),
+                promotion.steps.len(),
+            )
+            .human_lines();
             let id = promotion.id.clone();
             let report = promotion
                 .run(std::future::pending::<()>(), false, &mut |e| {

@@ -960,6 +960,8 @@ pub struct Rendered {
     pub metrics: Vec<(Vec<String>, Vec<String>)>,
     /// Per SLO, per burn window: ((error, total) over long, (error, total) over short).
     pub slos: Vec<Vec<RuleQueries>>,
+    /// Per SLO: (error, total) over the whole SLO period, for its error budget.
+    pub slo_periods: Vec<(String, String)>,
     /// Per metric: the expected canary share in percent (share metrics), as rendered.
     pub expected_share: Vec<Option<String>>,
     errors: Vec<(String, ArgError)>,
@@ -1159,6 +1161,18 @@ impl JudgeSpec {
                 per_window.push((long, short));
             }
             r.slos.push(per_window);
+            let mut q = |field: &str, text: &str| {
+                let window = format!("{}s", s.period.as_secs());
+                render(text, variant, Some(&window)).unwrap_or_else(|e| {
+                    r.errors.push((format!("/slos/{i}/{field}"), e));
+                    String::new()
+                })
+            };
+            let period = (
+                q("error_query", &s.error_query),
+                q("total_query", &s.total_query),
+            );
+            r.slo_periods.push(period);
         }
         r
     }

@@ -1,0 +1,159 @@
+//! The promotion audit ledger: every decision `canary promote` makes, appended and never
+//! changed. Two backends: JSON lines in a file (the default) and PostgreSQL (`--audit
+//! postgres://…`), where rows are append-only and chained by hash so that a changed or
+//! removed row is found by `canary audit --verify`.
+//!
+//! Event names are the platform Audit Ledger's: `deployment.created` (our
+//! `deployment.started`), `deployment.step`, `analysis.completed`, `deployment.promoted`,
+//! `deployment.rolled_back`, `deployment.paused`.
+
+pub mod chain;
+pub mod postgres;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::Value;
+
+use crate::store::postgres::DatabaseUrl;
+
+/// One ledger entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// Position in the ledger (PostgreSQL only).
+    pub seq: Option<i64>,
+    /// When it happened (to the microsecond).
+    pub time: DateTime<Utc>,
+    /// The promotion it belongs to.
+    pub promotion: String,
+    /// The platform's event type, e.g. `deployment.promoted`.
+    pub event: String,
+    /// The whole event as JSON (with `promotion`, `time` and `event`).
+    pub body: Value,
+}
+
+/// The platform's name for one of our event types (only `deployment.started` differs: the
+/// platform calls it `deployment.created`).
+pub fn platform_event(ours: &str) -> &str {
+    match ours {
+        "deployment.started" => "deployment.created",
+        other => other,
+    }
+}
+
+impl Entry {
+    /// An entry for a promotion event serialized as `body` (its `event` field is our name),
+    /// stamped now.
+    pub fn new(promotion: &str, mut body: Value) -> Entry {
+        let time = Utc::now();
+        let time = DateTime::from_timestamp_micros(time.timestamp_micros()).unwrap_or(time);
+        let ours = body
+            .get("event")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let event = platform_event(&ours).to_string();
+        body["event"] = Value::String(event.clone());
+        body["promotion"] = Value::String(promotion.to_string());
+        body["time"] = Value::String(time.to_rfc3339_opts(SecondsFormat::Micros, true));
+        Entry {
+            seq: None,
+            time,
+            promotion: promotion.to_string(),
+            event,
+            body,
+        }
+    }
+}
+
+/// Why the ledger could not be written or read.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AuditError {
+    /// The ledger file.
+    #[error("audit ledger {path}: {message}")]
+    File {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The ledger database.
+    #[error("audit ledger {url}: {source}")]
+    Database {
+        /// The database, without its password.
+        url: String,
+        /// What went wrong.
+        source: crate::store::StoreError,
+    },
+    /// A target that is neither a file nor a PostgreSQL URL we can use.
+    #[error("{0}")]
+    Target(String),
+}
+
+/// Where the ledger is.
+pub enum Ledger {
+    /// JSON lines, one event a line, flushed and fsync'd per event.
+    Lines {
+        /// The file.
+        path: PathBuf,
+        /// Open for appending.
+        file: Mutex<std::fs::File>,
+    },
+    /// PostgreSQL.
+    Postgres(Box<postgres::PgLedger>),
+}
+
+/// Whether `target` names a database rather than a file.
+pub fn is_database(target: &str) -> bool {
+    target.starts_with("postgres://") || target.starts_with("postgresql://")
+}
+
+impl Ledger {
+    /// Open `target`: a `postgres://…` URL, or a file to append JSON lines to.
+    pub async fn open(target: &str) -> Result<Ledger, AuditError> {
+        if is_database(target) {
+            let url: DatabaseUrl = target
+                .parse()
+                .map_err(|why| AuditError::Target(format!("--audit: {why}")))?;
+            return Ok(Ledger::Postgres(Box::new(
+                postgres::PgLedger::open(&url).await?,
+            )));
+        }
+        Ledger::file(PathBuf::from(target))
+    }
+
+    /// A JSON-lines ledger at `path`.
+    pub fn file(path: PathBuf) -> Result<Ledger, AuditError> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| AuditError::File {
+                path: path.display().to_string(),
+                message: format!("cannot open: {e}"),
+            })?;
+        Ok(Ledger::Lines {
+            path,
+            file: Mutex::new(file),
+        })
+    }
+
+    /// Append `e`; when this returns `Ok` the entry is durable.
+    pub async fn append(&self, e: &Entry) -> Result<(), AuditError> {
+        match self {
+            Ledger::Lines { path, file } => {
+                let line = format!("{}\n", e.body);
+                let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
+                f.write_all(line.as_bytes())
+                    .and_then(|()| f.sync_data())
+                    .map_err(|err| AuditError::File {
+                        path: path.display().to_string(),
+                        message: err.to_string(),
+                    })
+            }
+            Ledger::Postgres(pg) => pg.append(e).await,
+        }
+    }
+}
