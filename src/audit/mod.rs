@@ -143,17 +143,26 @@ impl Ledger {
     /// Append `e`; when this returns `Ok` the entry is durable.
     pub async fn append(&self, e: &Entry) -> Result<(), AuditError> {
         match self {
-            Ledger::Lines { path, file } => {
-                let line = format!("{}\n", e.body);
-                let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
-                f.write_all(line.as_bytes())
-                    .and_then(|()| f.sync_data())
-                    .map_err(|err| AuditError::File {
-                        path: path.display().to_string(),
-                        message: err.to_string(),
-                    })
-            }
+            Ledger::Lines { .. } => self.append_now(e).unwrap_or(Ok(())),
             Ledger::Postgres(pg) => pg.append(e).await,
         }
+    }
+
+    /// Append `e` without waiting on the async runtime, when the backend allows it (a file:
+    /// written and fsync'd here); `None` for a database, which must be awaited.
+    pub fn append_now(&self, e: &Entry) -> Option<Result<(), AuditError>> {
+        let Ledger::Lines { path, file } = self else {
+            return None;
+        };
+        let line = format!("{}\n", e.body);
+        let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
+        Some(
+            f.write_all(line.as_bytes())
+                .and_then(|()| f.sync_data())
+                .map_err(|err| AuditError::File {
+                    path: path.display().to_string(),
+                    message: err.to_string(),
+                }),
+        )
     }
 }

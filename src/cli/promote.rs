@@ -516,6 +516,24 @@ pub struct EventSink {
     pub audit_errors: Vec<String>,
 }
 
+/// Wait for a database ledger write from the promotion's own (synchronous) event callback,
+/// so the next decision sees whether it was recorded: on this worker thread, while the
+/// runtime's other workers go on. A single-threaded runtime cannot wait here; `promote`'s
+/// has two workers.
+fn wait_for(
+    write: impl std::future::Future<Output = Result<(), AuditError>>,
+) -> Result<(), AuditError> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| h.block_on(write))
+        }
+        _ => Err(AuditError::Target(
+            "a database ledger needs the multi-threaded runtime `canary promote` runs on".into(),
+        )),
+    }
+}
+
 /// Attempts at writing one event to the ledger before the promotion is stopped.
 const LEDGER_ATTEMPTS: u32 = 3;
 
@@ -669,27 +687,23 @@ impl EventSink {
 
     fn write(&mut self, entry: &Entry) {
         let Some(ledger) = &self.audit else { return };
-        // The promotion's own future calls this: wait for the write on this worker thread
-        // (the runtime has others), so the next decision sees whether it was recorded.
-        let written = tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current().block_on(async {
-                let mut last = None;
-                for attempt in 0..LEDGER_ATTEMPTS {
-                    if attempt > 0 {
-                        tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
-                    }
-                    match ledger.append(entry).await {
-                        Ok(()) => return Ok(()),
-                        Err(e) => last = Some(e),
-                    }
-                }
-                Err(last.map(|e| e.to_string()).unwrap_or_default())
-            })
-        });
-        if let Err(why) = written {
-            self.recording.fail(why.clone());
-            self.audit_errors.push(why);
+        let mut last = None;
+        for attempt in 0..LEDGER_ATTEMPTS {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(250 << attempt));
+            }
+            let written = match ledger.append_now(entry) {
+                Some(done) => done,
+                None => wait_for(ledger.append(entry)),
+            };
+            match written {
+                Ok(()) => return,
+                Err(e) => last = Some(e.to_string()),
+            }
         }
+        let why = last.unwrap_or_default();
+        self.recording.fail(why.clone());
+        self.audit_errors.push(why);
     }
 
     /// Lines for people even when stderr is not a terminal (the demo).
