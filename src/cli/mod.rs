@@ -118,7 +118,8 @@ pub enum Command {
     /// canary vs baseline statistics, SLO burn rate).
     Serve(Box<serve::ServeArgs>),
     /// Shift traffic step by step through an Istio VirtualService, analyzing at each step;
-    /// roll back on a bad verdict. Exit 0 promoted, 1 rolled back, 2 paused, 3 error.
+    /// roll back on a bad verdict. Exit 0 promoted, 1 rolled back, 2 paused, 3 error, 4 denied
+    /// by the deploy policy (--policy).
     Promote(Box<promote::PromoteArgs>),
     /// Two promotions end to end with no cluster and no Prometheus (embedded stand-ins and
     /// recorded data): a healthy release promoted, a regressed one rolled back.

@@ -33,7 +33,8 @@ pub enum InconclusiveAction {
 
 /// Shift traffic 10 → 50 → 100 % (or --steps) through an Istio VirtualService, running the
 /// analysis at each step; roll back on Failed/Error. Exit 0 promoted, 1 rolled back,
-/// 2 paused, 3 infrastructure error, 64 usage error. Rerun the same command to resume.
+/// 2 paused, 3 infrastructure error, 4 denied by the deploy policy (--policy), 64 usage error.
+/// Rerun the same command to resume.
 #[derive(Debug, Args)]
 pub struct PromoteArgs {
     /// Argo Rollout manifest to follow: its `canary.steps` (setWeight, pause, analysis), its
