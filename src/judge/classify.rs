@@ -344,6 +344,20 @@ fn judge_samples(
         }
         return nodata(reasons);
     }
+    // ±Inf (a histogram quantile above the highest bucket, a ratio over a zero rate) has no
+    // shift to estimate — Inf − Inf is NaN — so the metric is not judged, and never passes.
+    for (name, v) in [("canary", x), ("baseline", y)] {
+        let infinite = v.iter().filter(|v| v.is_infinite()).count();
+        if infinite > 0 {
+            reasons.push(format!(
+                "no data: the {name} has {infinite} infinite values (±Inf: a histogram \
+                 quantile above the highest bucket, or a ratio over a zero rate)"
+            ));
+        }
+    }
+    if !reasons.is_empty() {
+        return nodata(reasons);
+    }
 
     let mw = mann_whitney(x, y, cfg.confidence);
     let ratio = mean_ratio(x, y);
@@ -754,4 +768,42 @@ pub fn classify(cfg: &MetricConfig, data: &MetricData) -> MetricJudgement {
             .push("must_have_data is set: missing data counts as a failure in the score".into());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ±Inf in either sample, in any mix, is not judged: no hang in the rank test (Inf − Inf
+    /// is NaN), never a pass.
+    #[test]
+    fn infinite_values_are_not_judged_and_never_pass() {
+        let finite: Vec<f64> = (0..20).map(|i| 100.0 + f64::from(i)).collect();
+        let inf = |v: f64| -> Vec<f64> { (0..20).map(|_| v).collect() };
+        for (canary, baseline) in [
+            (inf(f64::INFINITY), finite.clone()),
+            (finite.clone(), inf(f64::INFINITY)),
+            (inf(f64::INFINITY), inf(f64::INFINITY)),
+            (inf(f64::NEG_INFINITY), inf(f64::INFINITY)),
+            (
+                [finite[..19].to_vec(), vec![f64::INFINITY]].concat(),
+                finite.clone(),
+            ),
+        ] {
+            let data = MetricData {
+                canary: Some(canary),
+                baseline: Some(baseline),
+                intervals: None,
+                histogram: None,
+                share: None,
+            };
+            let j = classify(&MetricConfig::default(), &data);
+            assert_eq!(j.classification, Classification::Nodata, "{:?}", j.reasons);
+            assert!(
+                j.reasons.iter().any(|r| r.contains("infinite")),
+                "{:?}",
+                j.reasons
+            );
+        }
+    }
 }

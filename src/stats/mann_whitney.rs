@@ -55,6 +55,11 @@ fn rank_sum(x: &[f64], y: &[f64], shift: f64) -> (f64, f64) {
             i += 1;
         }
         let (cx, cy) = ((i - i0) as u64, (j - j0) as u64);
+        // Finite input always advances; a NaN or Inf − Inf would loop here for ever.
+        debug_assert!(cx + cy > 0, "rank_sum needs finite values");
+        if cx + cy == 0 {
+            break;
+        }
         // Each x in this group beats the j0 baseline values below it and ties with cy.
         twice_w += cx * (2 * j0 as u64 + cy);
         let t = (cx + cy) as f64;
@@ -121,7 +126,7 @@ fn interval_end(sel: &mut Selector<'_>, at_ends: (f64, f64), s_open: f64, zq: f6
     sel.kth_pair(lo, lo).0
 }
 
-/// Compares canary `x` with baseline `y` (both **sorted ascending**, NaN-free, non-empty) at
+/// Compares canary `x` with baseline `y` (both **sorted ascending**, finite, non-empty) at
 /// the given two-sided confidence level.
 pub fn mann_whitney(x: &[f64], y: &[f64], confidence: f64) -> MannWhitney {
     assert!(
