@@ -15,6 +15,7 @@ pub mod condition;
 pub mod judge;
 pub mod judging;
 pub mod lint;
+pub mod phase;
 pub mod policy;
 pub mod promote;
 pub mod report;

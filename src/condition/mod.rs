@@ -15,7 +15,7 @@ use std::sync::{Mutex, OnceLock};
 
 use expr::{Context, Environment, Program, Value};
 
-use crate::analysis::Phase;
+use crate::phase::Phase;
 
 /// An expression that failed to compile or to evaluate, or did not give a boolean.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -13,7 +13,6 @@ use std::time::Duration;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
-use super::metrics::SourceMetrics;
 use super::prometheus::Answer;
 use super::Error;
 
@@ -70,13 +69,13 @@ impl QueryCache {
         }
     }
 
-    /// Answer `key` from the cache, or by running `fetch`.
+    /// Answer `key` from the cache, or by running `fetch`; with how it was answered, for the
+    /// caller to record.
     pub async fn get_or_fetch<F>(
         &self,
         key: String,
         fetch: F,
-        metrics: Option<&SourceMetrics>,
-    ) -> Result<Answer, Error>
+    ) -> (CacheOutcome, Result<Answer, Error>)
     where
         F: Future<Output = Result<Answer, Error>>,
     {
@@ -108,9 +107,6 @@ impl QueryCache {
                 }
             }
         };
-        if let Some(m) = metrics {
-            m.cache(outcome);
-        }
-        slot.cell.get_or_init(|| fetch).await.clone()
+        (outcome, slot.cell.get_or_init(|| fetch).await.clone())
     }
 }

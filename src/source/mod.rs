@@ -148,9 +148,11 @@ impl Sources {
     pub(crate) async fn direct(&self, q: &PromQuery) -> Result<Answer, Error> {
         match &self.cache {
             Some(cache) => {
-                cache
-                    .get_or_fetch(cache_key(q), self.fetch(q), self.metrics.as_ref())
-                    .await
+                let (outcome, answer) = cache.get_or_fetch(cache_key(q), self.fetch(q)).await;
+                if let Some(m) = &self.metrics {
+                    m.cache(outcome);
+                }
+                answer
             }
             None => self.fetch(q).await,
         }

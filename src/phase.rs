@@ -46,16 +46,6 @@ impl Phase {
         !matches!(self, Phase::Pending | Phase::Running)
     }
 
-    /// Process exit code of `canary analyze` for a final run phase.
-    pub fn exit_code(self) -> i32 {
-        match self {
-            Phase::Successful => 0,
-            Phase::Failed => 1,
-            Phase::Inconclusive | Phase::Pending | Phase::Running => 2,
-            Phase::Error => 3,
-        }
-    }
-
     /// Argo's spelling.
     pub fn as_str(self) -> &'static str {
         match self {
