@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use super::prometheus_args::PrometheusArgs;
-use super::{write_stdout, CliError, EXIT_USAGE};
+use super::{write_stdout, CliError, Exit};
 use crate::analysis::{self, Event, Phase, RunOptions, RunReport};
 use crate::source::Sources;
 use crate::template;
@@ -98,10 +98,7 @@ pub fn load_metrics(
 ) -> Result<Vec<template::ResolvedMetric>, CliError> {
     template::load_analysis(paths, given, judge_every).map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-        CliError {
-            message: lines.join("\nerror: "),
-            code: EXIT_USAGE,
-        }
+        CliError::usage(lines.join("\nerror: "))
     })
 }
 
@@ -128,8 +125,8 @@ pub fn sources(
     }
 }
 
-/// Run the command; returns the exit code.
-pub fn run(a: &AnalyzeArgs) -> Result<u8, CliError> {
+/// Run the command: exit with the run's phase, as Argo reads it.
+pub fn run(a: &AnalyzeArgs) -> Result<Exit, CliError> {
     let given = parse_args(&a.args)?;
     let metrics = load_metrics(&a.templates, &given, None)?;
     let sources = a.source.sources(&a.prometheus)?;
@@ -162,8 +159,7 @@ pub fn run(a: &AnalyzeArgs) -> Result<u8, CliError> {
             .collect();
         let page =
             crate::report::analysis::html(&format!("Analysis: {}", names.join(", ")), &report);
-        std::fs::write(path, page)
-            .map_err(|e| CliError::usage(format!("cannot write {}: {e}", path.display())))?;
+        super::write_report(path, &page);
     }
     let text = match a.output {
         Output::Json => serde_json::to_string_pretty(&report)
@@ -171,7 +167,7 @@ pub fn run(a: &AnalyzeArgs) -> Result<u8, CliError> {
         Output::Table => render_table(&report),
     };
     write_stdout(&text)?;
-    Ok(report.phase.exit_code() as u8)
+    Ok(Exit::from(report.phase))
 }
 
 fn print_event(e: &Event<'_>, live: bool) {

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
 use serde_json::Value;
 
-use super::{write_stdout, CliError};
+use super::{write_stdout, CliError, Exit};
 use crate::audit::postgres::{Filter, PgLedger};
 use crate::audit::{is_database, platform_event};
 use crate::store::postgres::DatabaseUrl;
@@ -110,7 +110,7 @@ fn open_database(target: &str) -> Result<(tokio::runtime::Runtime, PgLedger), Cl
     let runtime = super::runtime(Some(1))?;
     let ledger = runtime
         .block_on(PgLedger::open(&url))
-        .map_err(|e| CliError::infrastructure(e.to_string()))?;
+        .map_err(CliError::from)?;
     Ok((runtime, ledger))
 }
 
@@ -118,11 +118,11 @@ fn read_database(target: &str, filter: &Filter) -> Result<Vec<crate::audit::chai
     let (runtime, ledger) = open_database(target)?;
     runtime
         .block_on(ledger.read(filter))
-        .map_err(|e| CliError::infrastructure(e.to_string()))
+        .map_err(CliError::from)
 }
 
 /// `--verify`: every PostgreSQL ledger's chain, checked whole.
-fn verify(targets: &[String]) -> Result<u8, CliError> {
+fn verify(targets: &[String]) -> Result<Exit, CliError> {
     let mut broken = false;
     for t in targets {
         if !is_database(t) {
@@ -134,7 +134,7 @@ fn verify(targets: &[String]) -> Result<u8, CliError> {
         let (runtime, ledger) = open_database(t)?;
         let rows = runtime
             .block_on(ledger.read(&Filter::default()))
-            .map_err(|e| CliError::infrastructure(e.to_string()))?;
+            .map_err(CliError::from)?;
         match crate::audit::chain::verify(&rows) {
             None => write_stdout(&format!(
                 "ledger intact: {} rows, every hash checks out",
@@ -146,11 +146,11 @@ fn verify(targets: &[String]) -> Result<u8, CliError> {
             }
         }
     }
-    Ok(u8::from(broken))
+    Ok(Exit::yes_or_no(!broken))
 }
 
 /// Run the command.
-pub fn run(a: &AuditArgs) -> Result<u8, CliError> {
+pub fn run(a: &AuditArgs) -> Result<Exit, CliError> {
     let now = Utc::now();
     let since = a
         .since
@@ -267,5 +267,5 @@ pub fn run(a: &AuditArgs) -> Result<u8, CliError> {
             ))?;
         }
     }
-    Ok(0)
+    Ok(Exit::Success)
 }

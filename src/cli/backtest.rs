@@ -10,7 +10,7 @@ use clap::Args;
 use super::analyze::{load_metrics, parse_args, Output, SourceArgs};
 use super::audit::parse_time;
 use super::prometheus_args::PrometheusArgs;
-use super::{write_stdout, CliError};
+use super::{write_stdout, CliError, Exit};
 use crate::backtest::{self, Backtest, Plan, Point, Subject};
 use crate::report::terminal::{range, sparkline, strip};
 
@@ -92,11 +92,8 @@ impl TimeRange {
     }
 }
 
-/// Exit code when some moments could not be analysed.
-const EXIT_ERRORS: u8 = super::EXIT_INFRASTRUCTURE;
-
-/// Run the command; returns the exit code.
-pub fn run(a: &BacktestArgs) -> Result<u8, CliError> {
+/// Run the command: exit 0 when every moment could be analysed, 3 when some could not.
+pub fn run(a: &BacktestArgs) -> Result<Exit, CliError> {
     let given = parse_args(&a.args)?;
     let (from, to) = a.range.resolve()?;
     if a.every.as_secs() == 0 {
@@ -145,8 +142,7 @@ pub fn run(a: &BacktestArgs) -> Result<u8, CliError> {
     bar.finish_and_clear();
     if let Some(path) = &a.html {
         let page = crate::report::backtest::html(&result);
-        std::fs::write(path, page)
-            .map_err(|e| CliError::usage(format!("cannot write {}: {e}", path.display())))?;
+        super::write_report(path, &page);
     }
     let text = match a.output {
         Output::Json => serde_json::to_string_pretty(&result)
@@ -155,9 +151,9 @@ pub fn run(a: &BacktestArgs) -> Result<u8, CliError> {
     };
     write_stdout(&text)?;
     Ok(if result.points.iter().any(Point::errored) {
-        EXIT_ERRORS
+        Exit::Infrastructure
     } else {
-        0
+        Exit::Success
     })
 }
 

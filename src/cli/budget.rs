@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::analyze::parse_args;
 use super::prometheus_args::PrometheusArgs;
-use super::{write_stdout, CliError};
+use super::{write_stdout, CliError, Exit};
 use crate::source::Sources;
 use crate::template::judge_spec;
 
@@ -33,9 +33,9 @@ pub struct BudgetArgs {
 }
 
 /// Run the command: exit 0 with the JSON, 3 when Prometheus cannot answer, 64 on bad input.
-pub fn run(a: &BudgetArgs) -> Result<u8, CliError> {
+pub fn run(a: &BudgetArgs) -> Result<Exit, CliError> {
     let file = a.spec.display().to_string();
-    let text = std::fs::read_to_string(&a.spec)
+    let text = crate::template::yaml::read_file(&a.spec)
         .map_err(|e| CliError::usage(format!("cannot read {file}: {e}")))?;
     let specs = judge_spec::parse_str(&file, &text).map_err(|errors| {
         CliError::usage(
@@ -79,12 +79,9 @@ pub fn run(a: &BudgetArgs) -> Result<u8, CliError> {
             chrono::Utc::now(),
             a.timeout,
         ))
-        .map_err(|e| match e {
-            crate::judging::JudgeError::Source(_) => CliError::infrastructure(e.to_string()),
-            other => CliError::usage(other.to_string()),
-        })?;
+        .map_err(CliError::from)?;
     let text = serde_json::to_string_pretty(&budgets)
         .map_err(|e| CliError::infrastructure(e.to_string()))?;
     write_stdout(&text)?;
-    Ok(0)
+    Ok(Exit::Success)
 }

@@ -9,7 +9,7 @@ use clap::Args;
 use super::analyze::{load_metrics, parse_args, Output, SourceArgs};
 use super::backtest::TimeRange;
 use super::prometheus_args::PrometheusArgs;
-use super::{write_stdout, CliError};
+use super::{write_stdout, CliError, Exit};
 use crate::calibrate::{self, Calibration, Mode, Plan};
 use crate::report::terminal::{sparkline, strip};
 
@@ -82,8 +82,8 @@ fn parse_rate(s: &str) -> Result<f64, String> {
     }
 }
 
-/// Run the command; returns the exit code.
-pub fn run(a: &CalibrateArgs) -> Result<u8, CliError> {
+/// Run the command: exit 0 when the false-alarm rate meets the target, 1 when it does not.
+pub fn run(a: &CalibrateArgs) -> Result<Exit, CliError> {
     let given = parse_args(&a.args)?;
     let (from, to) = a.range.resolve()?;
     if let Some(bad) = a.inject.iter().find(|f| !(f.is_finite() && **f > 1.0)) {
@@ -157,14 +157,9 @@ pub fn run(a: &CalibrateArgs) -> Result<u8, CliError> {
         calibrate::run(&spec.spec, &spec.args, &plan, &sources, &mut progress).await
     });
     bar.finish_and_clear();
-    let c = match outcome {
-        Ok(c) => c,
-        Err(calibrate::CalibrateError::Args(e)) => return Err(CliError::usage(e.to_string())),
-        Err(e) => return Err(CliError::infrastructure(e.to_string())),
-    };
+    let c = outcome?;
     if let Some(path) = &a.html {
-        std::fs::write(path, crate::report::calibration::html(&c))
-            .map_err(|e| CliError::usage(format!("cannot write {}: {e}", path.display())))?;
+        super::write_report(path, &crate::report::calibration::html(&c));
     }
     let text = match a.output {
         Output::Json => serde_json::to_string_pretty(&c)
@@ -173,7 +168,7 @@ pub fn run(a: &CalibrateArgs) -> Result<u8, CliError> {
     };
     write_stdout(&text)?;
     let meets = c.polled.as_ref().map_or(c.meets_target, |p| p.meets_target);
-    Ok(if meets { 0 } else { 1 })
+    Ok(Exit::yes_or_no(meets))
 }
 
 fn pct(v: f64) -> String {

@@ -372,7 +372,7 @@ fn read_input(path: &PathBuf) -> Result<String, CliError> {
 }
 
 /// Runs `canary judge`; returns the exit code (0: judged, whatever the classification).
-pub fn run(args: &JudgeArgs) -> Result<u8, CliError> {
+pub fn run(args: &JudgeArgs) -> Result<super::Exit, CliError> {
     let text = read_input(&args.input)?;
     let (data, cfg) = parse_input(&text)?;
     let judgement = classify(&cfg, &data);
@@ -381,7 +381,7 @@ pub fn run(args: &JudgeArgs) -> Result<u8, CliError> {
         Output::Table => super::judge_table::render(&judgement),
     };
     super::write_stdout(&rendered)?;
-    Ok(0)
+    Ok(super::Exit::Success)
 }
 
 /// The JSON document `canary judge` prints (contract: classification, reasons, mann_whitney,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use super::{write_stdout, CliError};
+use super::{write_stdout, CliError, Exit};
 use crate::lint::{self, Severity};
 
 /// Output format.
@@ -34,7 +34,7 @@ pub struct LintArgs {
 }
 
 /// Run the command.
-pub fn run(a: &LintArgs) -> Result<u8, CliError> {
+pub fn run(a: &LintArgs) -> Result<Exit, CliError> {
     for p in &a.paths {
         if !p.exists() {
             return Err(CliError::usage(format!(
@@ -64,9 +64,5 @@ pub fn run(a: &LintArgs) -> Result<u8, CliError> {
             ))?;
         }
     }
-    Ok(if errors > 0 || (a.strict && warnings > 0) {
-        1
-    } else {
-        0
-    })
+    Ok(Exit::yes_or_no(errors == 0 && !(a.strict && warnings > 0)))
 }

@@ -1,5 +1,5 @@
-//! The command line: one file per subcommand. Exit codes follow the contract in
-//! ARCHITECTURE.md; usage and input errors are 64 (EX_USAGE).
+//! The command line: one file per subcommand. Every command ends with an [`Exit`] (see
+//! `exit.rs` and docs/exit-codes.md); usage and input errors are 64 (EX_USAGE).
 
 pub mod analyze;
 pub mod audit;
@@ -7,6 +7,7 @@ pub mod backtest;
 pub mod budget;
 pub mod calibrate;
 pub mod demo;
+mod exit;
 pub mod judge;
 mod judge_table;
 pub mod lint;
@@ -17,17 +18,7 @@ pub mod serve;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-/// Exit code for usage, configuration and input errors.
-pub const EXIT_USAGE: u8 = 64;
-/// Exit code when the engine could not run for a reason outside the input.
-pub const EXIT_INFRASTRUCTURE: u8 = 3;
-
-/// Exit code of `canary promote` when a deploy policy denies the promotion before any
-/// weight change.
-pub const EXIT_POLICY_DENIED: u8 = 4;
-
-/// Exit code when the output cannot be written (EX_IOERR).
-pub const EXIT_IO: u8 = 74;
+pub use exit::Exit;
 
 /// The async runtime a command runs on: `workers` threads (`None`: one per core, for
 /// `serve`; `Some(0)`: the current thread only). Failing to start it is an infrastructure
@@ -48,16 +39,25 @@ pub fn runtime(workers: Option<usize>) -> Result<tokio::runtime::Runtime, CliErr
     built.map_err(|e| CliError::infrastructure(format!("cannot start the async runtime: {e}")))
 }
 
+/// Writes a report page (`--html`) beside a command's result. The result decides the exit
+/// code: a page that cannot be written is a warning on stderr, never a usage error that would
+/// hide a Failed or a rollback from the pipeline.
+pub fn write_report(path: &std::path::Path, page: &str) {
+    if let Err(e) = std::fs::write(path, page) {
+        eprintln!("warning: cannot write {}: {e}", path.display());
+    }
+}
+
 /// Prints a command's result and a newline. A closed pipe (`canary judge … | head`) is the
 /// reader's choice, not an error; any other write failure is exit 74.
 pub fn write_stdout(text: &str) -> Result<(), CliError> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     match writeln!(out, "{text}").and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError {
-            message: format!("cannot write the result to standard output: {e}"),
-            code: EXIT_IO,
-        }),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::new(
+            Exit::Io,
+            format!("cannot write the result to standard output: {e}"),
+        )),
         _ => Ok(()),
     }
 }
@@ -121,8 +121,9 @@ pub enum Command {
     /// roll back on a bad verdict. Exit 0 promoted, 1 rolled back, 2 paused, 3 error, 4 denied
     /// by the deploy policy (--policy).
     Promote(Box<promote::PromoteArgs>),
-    /// Two promotions end to end with no cluster and no Prometheus (embedded stand-ins and
-    /// recorded data): a healthy release promoted, a regressed one rolled back.
+    /// Three promotions end to end with no cluster and no Prometheus (embedded stand-ins): a
+    /// healthy release promoted, a regressed one rolled back, and one rolled back by the SLO's
+    /// burn-rate gate.
     Demo(demo::DemoArgs),
     /// List and filter the decisions in promotion audit ledgers (`promote --audit`), and
     /// check a PostgreSQL ledger's hash chain (`--verify`).
@@ -140,33 +141,52 @@ pub enum Command {
     Calibrate(Box<calibrate::CalibrateArgs>),
 }
 
-/// An error a command reports: a one-line message and the exit code.
+/// An error a command reports: a one-line message and how the process ends.
 #[derive(Debug)]
 pub struct CliError {
     /// The line printed after `error: `.
     pub message: String,
-    /// The process exit code.
-    pub code: u8,
+    /// The exit code.
+    pub exit: Exit,
 }
 
 impl CliError {
+    /// `message`, ending the process with `exit`.
+    pub fn new(exit: Exit, message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            exit,
+        }
+    }
+
     /// The engine could not do its job for a reason outside the input (exit 3, as Argo
     /// reads Error): no async runtime, the cluster or Prometheus unreachable.
     pub fn infrastructure(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            code: EXIT_INFRASTRUCTURE,
-        }
+        Self::new(Exit::Infrastructure, message)
     }
 
     /// A usage or input error (exit 64).
     pub fn usage(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            code: EXIT_USAGE,
-        }
+        Self::new(Exit::Usage, message)
     }
 }
+
+/// Each module's error, its message and the exit its [`Exit`] conversion decides.
+macro_rules! cli_error_from {
+    ($($error:ty),*) => {$(
+        impl From<$error> for CliError {
+            fn from(e: $error) -> Self {
+                Self::new(Exit::from(&e), e.to_string())
+            }
+        }
+    )*};
+}
+cli_error_from!(
+    crate::audit::AuditError,
+    crate::calibrate::CalibrateError,
+    crate::judging::JudgeError,
+    crate::store::StoreError
+);
 
 /// Parses `std::env::args`, runs the command, and returns the exit code.
 pub fn run() -> ExitCode {
@@ -174,9 +194,13 @@ pub fn run() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            let exit = if e.use_stderr() {
+                Exit::Usage
+            } else {
+                Exit::Success
+            };
             let _ = e.print();
-            return ExitCode::from(code);
+            return exit.into();
         }
     };
     let result = match cli.command {
@@ -193,10 +217,10 @@ pub fn run() -> ExitCode {
     };
     crate::telemetry::shutdown();
     match result {
-        Ok(code) => ExitCode::from(code),
+        Ok(exit) => exit.into(),
         Err(e) => {
             eprintln!("error: {}", e.message);
-            ExitCode::from(e.code)
+            e.exit.into()
         }
     }
 }

@@ -97,18 +97,6 @@ pub enum Outcome {
     Error,
 }
 
-impl Outcome {
-    /// The contract's exit code.
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Outcome::Promoted => 0,
-            Outcome::RolledBack => 1,
-            Outcome::Paused => 2,
-            Outcome::Error => 3,
-        }
-    }
-}
-
 /// Something that happened, for live output, reports and the audit ledger.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event")]

@@ -21,7 +21,7 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use super::promote::{markdown, write_reports, EventSink};
-use super::{write_stdout, CliError};
+use super::{write_stdout, CliError, Exit};
 use crate::audit::Ledger;
 use crate::judging::{self, JudgeOptions, Judgement};
 use crate::promote::{OnInconclusive, Outcome, Promotion, Report, Step};
@@ -99,7 +99,7 @@ fn vs() -> serde_json::Value {
 }
 
 /// Run the demo.
-pub fn run(a: &DemoArgs) -> Result<u8, CliError> {
+pub fn run(a: &DemoArgs) -> Result<Exit, CliError> {
     let dir = tempfile_dir()?;
     let result = run_in(a, &dir);
     let _ = std::fs::remove_dir_all(&dir);
@@ -230,7 +230,7 @@ fn deciding_reasons(j: &Judgement) -> Vec<String> {
     out
 }
 
-fn run_in(a: &DemoArgs, dir: &std::path::Path) -> Result<u8, CliError> {
+fn run_in(a: &DemoArgs, dir: &std::path::Path) -> Result<Exit, CliError> {
     let _ = dir;
     let runtime = super::runtime(Some(0))?;
     runtime.block_on(async {
@@ -384,7 +384,7 @@ fn run_in(a: &DemoArgs, dir: &std::path::Path) -> Result<u8, CliError> {
             a.out.display(),
             judgement_pages.join(" ")
         ))?;
-        Ok(if all_as_expected { 0 } else { 1 })
+        Ok(Exit::yes_or_no(all_as_expected))
     })
 }
 
