@@ -42,6 +42,10 @@ pub struct PrometheusArgs {
     /// burst of judgements cannot flood Prometheus. 0: no limit.
     #[arg(long, env = "CANARY_PROMETHEUS_MAX_IN_FLIGHT", default_value_t = 64)]
     pub prometheus_max_in_flight: usize,
+    /// The largest Prometheus answer read, in MiB; a larger one (a query matching every
+    /// series, a proxy's error page gone wrong) is an error, not held in memory.
+    #[arg(long, env = "CANARY_PROMETHEUS_MAX_ANSWER_MIB", default_value_t = 16)]
+    pub prometheus_max_answer_mib: usize,
 }
 
 impl PrometheusArgs {
@@ -99,6 +103,7 @@ impl PrometheusArgs {
             headers,
             insecure: self.prometheus_insecure,
             max_in_flight: self.prometheus_max_in_flight,
+            max_answer_bytes: Some(self.prometheus_max_answer_mib.max(1) << 20),
             ca_pem: match &self.prometheus_ca_file {
                 None => None,
                 Some(p) => Some(read(p, "CA file")?),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::prometheus_args::PrometheusArgs;
-use super::CliError;
+use super::{CliError, Exit};
 use crate::audit::postgres::PgLedger;
 use crate::server::{self, specs::JudgeStore, AppState, Settings};
 use crate::source::{metrics::SourceMetrics, Sources};
@@ -50,6 +50,10 @@ pub struct ServeArgs {
     /// Judgements running at once; more get 503 with Retry-After.
     #[arg(long, env = "CANARY_MAX_CONCURRENT", default_value_t = 256)]
     pub max_concurrent: usize,
+    /// Client connections open at once (idle keep-alive ones included); more are answered
+    /// 503 `too_many_connections` as they arrive (over TLS: closed).
+    #[arg(long, env = "CANARY_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
     /// Keep Prometheus answers this long; identical concurrent queries always share one answer.
     #[arg(long, env = "CANARY_CACHE_TTL", default_value = "10s", value_parser = humantime::parse_duration)]
     pub cache_ttl: Duration,
@@ -141,7 +145,7 @@ fn token_from(flag: &str, file: Option<&PathBuf>, var: &str) -> Result<Option<St
 }
 
 /// Run the server until SIGTERM or Ctrl-C, then drain in-flight requests.
-pub fn run(a: &ServeArgs) -> Result<u8, CliError> {
+pub fn run(a: &ServeArgs) -> Result<Exit, CliError> {
     let config = a.prometheus.config()?;
     if config.url.is_none() {
         return Err(CliError::usage(
@@ -168,6 +172,7 @@ pub fn run(a: &ServeArgs) -> Result<u8, CliError> {
         max_body_bytes: a.max_body_bytes,
         max_concurrent: a.max_concurrent,
         client_timeout: a.client_timeout,
+        max_connections: a.max_connections,
     };
     let sources = Sources::live(config).map_err(|e| CliError::usage(e.to_string()))?;
     let ttl = a.cache_ttl;
@@ -257,7 +262,7 @@ pub fn run(a: &ServeArgs) -> Result<u8, CliError> {
         };
         served.map_err(|e| CliError::infrastructure(format!("server failed: {e}")))?;
         eprintln!("canary serve: drained, exiting");
-        Ok(0)
+        Ok(Exit::Success)
     })
 }
 
@@ -282,10 +287,7 @@ async fn open_results(
                 tracing::warn!(database = %url, error = %e, "database not reachable yet; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
-            Err(e @ StoreError::NewerSchema { .. }) => {
-                return Err(CliError::usage(format!("{url}: {e}")))
-            }
-            Err(e) => return Err(CliError::infrastructure(format!("{url}: {e}"))),
+            Err(e) => return Err(CliError::new(Exit::from(&e), format!("{url}: {e}"))),
         }
     }
 }

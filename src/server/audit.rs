@@ -98,6 +98,17 @@ pub(super) async fn read(
             "no ledger",
         ));
     };
+    // PostgreSQL text cannot hold a NUL: a filter with one is the client's error (400), not
+    // a ledger failure (it was a 503).
+    for (field, value) in [("promotion", &q.promotion), ("event", &q.event)] {
+        if value.as_deref().is_some_and(|v| v.contains('\0')) {
+            return Err(AppError::bad_request(
+                "bad_query",
+                format!("{field}: contains a NUL character (U+0000)"),
+                Some(field),
+            ));
+        }
+    }
     let limit = q.limit.unwrap_or(100);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(AppError::bad_request(

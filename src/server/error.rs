@@ -1,5 +1,6 @@
 //! Errors of the HTTP API: `{"error": {"code", "message", "field"?}}` with a precise status.
 
+use axum::extract::rejection::PathRejection;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -93,6 +94,14 @@ impl From<JudgeError> for AppError {
                 AppError::new(status, code, s.to_string())
             }
         }
+    }
+}
+
+impl From<PathRejection> for AppError {
+    /// A path parameter that cannot be read (not UTF-8 once percent-decoded): 400 in the
+    /// error shape, where axum would answer plain text.
+    fn from(e: PathRejection) -> Self {
+        AppError::bad_request("bad_path", e.body_text(), None)
     }
 }
 

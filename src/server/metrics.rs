@@ -40,6 +40,10 @@ pub struct ServerMetrics {
     pub broken_specs: Gauge,
     /// Requests refused by the concurrency limit.
     pub overloaded: Counter,
+    /// Client connections open now.
+    pub open_connections: Gauge,
+    /// Connections refused by the connection limit.
+    pub refused_connections: Counter,
 }
 
 impl ServerMetrics {
@@ -54,6 +58,8 @@ impl ServerMetrics {
             reload_failures: Counter::default(),
             broken_specs: Gauge::default(),
             overloaded: Counter::default(),
+            open_connections: Gauge::default(),
+            refused_connections: Counter::default(),
         };
         registry.register(
             "canary_http_requests",
@@ -80,6 +86,16 @@ impl ServerMetrics {
             "canary_http_overloaded",
             "Requests refused because the concurrency limit was reached",
             m.overloaded.clone(),
+        );
+        registry.register(
+            "canary_http_open_connections",
+            "Client connections open now",
+            m.open_connections.clone(),
+        );
+        registry.register(
+            "canary_http_refused_connections",
+            "Connections refused because --max-connections were open",
+            m.refused_connections.clone(),
         );
         m
     }

@@ -1,12 +1,15 @@
 //! `canary serve`: the judge as an HTTP service, for Argo Rollouts' web metric provider.
 //!
-//! Routes (contract in ARCHITECTURE.md): `POST /api/v1/judge`, `GET /api/v1/analyses/{id}`,
+//! Routes (contract in ARCHITECTURE.md, listed in [`openapi::Route`] and described by the
+//! OpenAPI document `openapi.json`): `POST /api/v1/judge`, `GET /api/v1/analyses/{id}`,
 //! `GET /reports/{id}`, `GET /healthz`, `GET /readyz`, `GET /metrics`. Infrastructure failures
 //! are HTTP errors (502/503/504) so Argo records an Error measurement — never a pass.
 
 mod audit;
+mod connections;
 pub mod error;
 pub mod metrics;
+pub mod openapi;
 pub mod specs;
 
 use std::collections::BTreeMap;
@@ -14,11 +17,11 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use prometheus_client::registry::Registry;
 use serde_json::{json, Value};
@@ -29,6 +32,7 @@ use tracing::Instrument;
 
 use self::error::AppError;
 use self::metrics::{RouteLabels, ServerMetrics, VerdictLabels};
+use self::openapi::{Access, Route};
 use self::specs::JudgeStore;
 use crate::audit::postgres::PgLedger;
 use crate::judging::{self, JudgeOptions};
@@ -55,6 +59,9 @@ pub struct Settings {
     /// A client has this long to send a request's headers, and again its body; a client
     /// trickling bytes is cut off (headers) or answered 408 (body).
     pub client_timeout: Duration,
+    /// Client connections open at once; more are answered 503 (plain HTTP) or closed (TLS)
+    /// as they arrive.
+    pub max_connections: usize,
 }
 
 impl Default for Settings {
@@ -67,6 +74,7 @@ impl Default for Settings {
             max_body_bytes: 64 * 1024,
             max_concurrent: 256,
             client_timeout: Duration::from_secs(10),
+            max_connections: 1024,
         }
     }
 }
@@ -125,6 +133,18 @@ impl AppState {
         }
     }
 
+    /// The connection limit, counted in this server's metrics; `answer_refusals` for plain
+    /// HTTP, where a refused connection can still be told why.
+    fn connection_limit(&self, answer_refusals: bool) -> connections::ConnectionLimit {
+        let m = &self.inner.metrics;
+        connections::ConnectionLimit::new(
+            self.inner.settings.max_connections,
+            answer_refusals,
+            m.open_connections.clone(),
+            m.refused_connections.clone(),
+        )
+    }
+
     /// The judge specs.
     pub fn specs(&self) -> &JudgeStore {
         &self.inner.specs
@@ -143,28 +163,46 @@ impl AppState {
     }
 }
 
-/// The router (tests drive it directly or over TCP).
+/// The router (tests drive it directly or over TCP): every [`Route`] and nothing else, each
+/// behind the token its [`Access`] names; anything else is a JSON 404 or 405.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/api/v1/judge", post(judge))
-        .route("/api/v1/analyses/{id}", get(analysis))
-        .route("/api/v1/judges", get(judges))
-        .route("/api/v1/budgets/{judge}", get(budgets))
-        .route("/reports/{id}", get(report_page))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth));
-    let ledger = Router::new()
-        .route("/api/v1/audit", get(audit::read))
-        .route_layer(middleware::from_fn_with_state(state.clone(), audit::auth));
+    let (mut api, mut ledger, mut public) = (Router::new(), Router::new(), Router::new());
+    for route in Route::ALL {
+        let served = endpoint(route);
+        match route.access() {
+            Access::Judge => api = api.route(route.path(), served),
+            Access::Reader => ledger = ledger.route(route.path(), served),
+            Access::Public => public = public.route(route.path(), served),
+        }
+    }
+    let api = api.route_layer(middleware::from_fn_with_state(state.clone(), auth));
+    let ledger = ledger.route_layer(middleware::from_fn_with_state(state.clone(), audit::auth));
     Router::new()
         .merge(api)
         .merge(ledger)
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
+        .merge(public)
+        .fallback(openapi::not_found)
+        .method_not_allowed_fallback(openapi::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(DefaultBodyLimit::max(state.inner.settings.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), read_body))
         .with_state(state)
+}
+
+/// The handler of `route` (the match makes a new [`Route`] need one).
+fn endpoint(route: Route) -> axum::routing::MethodRouter<AppState> {
+    match route {
+        Route::Judge => route.on(judge),
+        Route::Analysis => route.on(analysis),
+        Route::Judges => route.on(judges),
+        Route::Budgets => route.on(budgets),
+        Route::Report => route.on(report_page),
+        Route::Audit => route.on(audit::read),
+        Route::OpenApi => route.on(openapi::document),
+        Route::Healthz => route.on(|| async { "ok\n" }),
+        Route::Readyz => route.on(readyz),
+        Route::Metrics => route.on(metrics_text),
+    }
 }
 
 /// The most of an oversized body read (and discarded) so that the client, still writing,
@@ -255,7 +293,8 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let server = axum_server::from_tcp(listener.into_std()?)?;
+    let limit = state.connection_limit(true);
+    let server = axum_server::from_tcp(listener.into_std()?)?.acceptor(limit);
     hardened(server, &state, drain, shutdown)
         .serve(router(state).into_make_service())
         .await
@@ -296,7 +335,9 @@ pub async fn serve_tls<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let server = axum_server::tls_rustls::from_tcp_rustls(listener.into_std()?, config)?;
+    let tls = axum_server::tls_rustls::RustlsAcceptor::new(config)
+        .acceptor(state.connection_limit(false));
+    let server = axum_server::from_tcp(listener.into_std()?)?.acceptor(tls);
     hardened(server, &state, drain, shutdown)
         .serve(router(state).into_make_service())
         .await
@@ -446,7 +487,24 @@ async fn judge(
         ),
         other => AppError::bad_request("bad_json", other.body_text(), None),
     })?;
+    // A NUL means nothing in a judge name, an arg or a spec, and PostgreSQL text cannot hold
+    // one: refused here, where it was a 503 from the result store.
+    if let Some(field) = nul_at(&body, "") {
+        let code = if field.starts_with("args") {
+            "bad_args"
+        } else {
+            "bad_request"
+        };
+        return Err(AppError::bad_request(
+            code,
+            format!("{field}: contains a NUL character (U+0000)"),
+            Some(&field),
+        ));
+    }
     let inner = &state.inner;
+    // Inline specs are counted under one label: their names are the client's to choose,
+    // and a flood of distinct ones must not grow the metrics without bound.
+    let inline = matches!(body.get("judge"), Some(Value::Object(_)));
     let spec = match body.get("judge") {
         Some(Value::String(name)) => inner.specs.get(name).ok_or_else(|| {
             AppError::new(
@@ -620,7 +678,11 @@ async fn judge(
         .metrics
         .verdicts
         .get_or_create(&VerdictLabels {
-            judge: judgement.judge.clone(),
+            judge: if inline {
+                INLINE_LABEL.to_string()
+            } else {
+                judgement.judge.clone()
+            },
             verdict: verdict.as_str().unwrap_or_default().to_string(),
         })
         .inc();
@@ -632,6 +694,39 @@ async fn judge(
         .document()
         .map_err(|e| AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "encode", e.to_string()))?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// The `judge` label of verdicts judged by inline specs.
+const INLINE_LABEL: &str = "(inline)";
+
+/// Where in `v` (`args.service`, `judge.metrics.0.query`) a string or key holds a NUL.
+fn nul_at(v: &Value, at: &str) -> Option<String> {
+    let join = |key: &str| {
+        if at.is_empty() {
+            key.to_string()
+        } else {
+            format!("{at}.{key}")
+        }
+    };
+    match v {
+        Value::String(s) if s.contains('\0') => Some(if at.is_empty() {
+            "body".into()
+        } else {
+            at.into()
+        }),
+        Value::Object(m) => m.iter().find_map(|(k, x)| {
+            if k.contains('\0') {
+                Some(join(&k.replace('\0', "\\0")))
+            } else {
+                nul_at(x, &join(k))
+            }
+        }),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| nul_at(x, &join(&i.to_string()))),
+        _ => None,
+    }
 }
 
 /// A store failure as the API answers it: 503 (Argo records an Error measurement and asks
@@ -655,8 +750,9 @@ fn unknown_analysis(id: &str) -> AppError {
 
 async fn analysis(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, AppError> {
+    let Path(id) = id?;
     let doc = state
         .inner
         .results
@@ -669,8 +765,9 @@ async fn analysis(
 
 async fn report_page(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Html<String>, AppError> {
+    let Path(id) = id?;
     let page = state
         .inner
         .results
@@ -685,12 +782,13 @@ async fn report_page(
 /// policy's input.
 async fn budgets(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     args: Result<
         axum::extract::Query<BTreeMap<String, String>>,
         axum::extract::rejection::QueryRejection,
     >,
 ) -> Result<Json<Value>, AppError> {
+    let Path(name) = name?;
     let axum::extract::Query(args) =
         args.map_err(|e| AppError::bad_request("bad_args", e.body_text(), Some("args")))?;
     let inner = &state.inner;
@@ -750,18 +848,20 @@ async fn readyz(State(state): State<AppState>) -> Response {
         Ok(()) => "ok".to_string(),
         Err(e) => e.clone(),
     };
-    let body = json!({
+    let mut body = json!({
         "prometheus": said(&ready.prometheus),
         "results": {"store": inner.results.kind(), "status": said(&ready.results)},
         "judges": inner.specs.names(),
         "broken": inner.specs.broken(),
     });
-    let status = if ready.prometheus.is_ok() && ready.results.is_ok() {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
+    // Not ready is an error like any other non-2xx: the API's error shape, beside the parts.
+    let not_ready = match (&ready.prometheus, &ready.results) {
+        (Ok(()), Ok(())) => return (StatusCode::OK, Json(body)).into_response(),
+        (Err(e), _) => format!("prometheus: {e}"),
+        (_, Err(e)) => format!("result store: {e}"),
     };
-    (status, Json(body)).into_response()
+    body["error"] = json!({"code": "not_ready", "message": not_ready});
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
 }
 
 async fn metrics_text(State(state): State<AppState>) -> Response {

@@ -3,6 +3,7 @@
 //! [`Sources`] is what the analysis loop talks to. It answers Prometheus queries and web calls
 //! live, or from a snapshot file, and can record everything it answers to a new snapshot.
 
+mod body;
 pub mod cache;
 mod error;
 pub mod history;
@@ -15,6 +16,7 @@ pub mod web;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
+pub use body::DEFAULT_MAX_ANSWER_BYTES;
 pub use error::Error;
 pub use prometheus::{Answer, PromQuery, Prometheus, PrometheusConfig, Range};
 pub use value::{

@@ -33,6 +33,9 @@ pub struct PrometheusConfig {
     pub ca_pem: Option<Vec<u8>>,
     /// Queries in flight at once (0: unlimited); more wait their turn, within their timeout.
     pub max_in_flight: usize,
+    /// The largest answer read (bytes); `None`: [`super::DEFAULT_MAX_ANSWER_BYTES`]. A larger
+    /// one is a malformed-answer error.
+    pub max_answer_bytes: Option<usize>,
 }
 
 /// A range query's window.
@@ -226,10 +229,22 @@ impl Prometheus {
                 .get(CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.starts_with("application/json"));
-            let body = response.bytes().await.map_err(|e| Error::Unreachable {
-                url: address.to_string(),
-                message: format!("reading the answer: {e}"),
-            })?;
+            let limit = self
+                .config
+                .max_answer_bytes
+                .unwrap_or(super::DEFAULT_MAX_ANSWER_BYTES);
+            let body = super::body::read_bounded(response, limit)
+                .await
+                .map_err(|e| match e {
+                    super::body::ReadError::TooLarge { .. } => Error::Malformed {
+                        url: address.to_string(),
+                        message: e.to_string(),
+                    },
+                    super::body::ReadError::Transport(_) => Error::Unreachable {
+                        url: address.to_string(),
+                        message: e.to_string(),
+                    },
+                })?;
             Ok::<_, Error>((status, is_json, body))
         };
         let (status, is_json, body) =

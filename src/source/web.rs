@@ -59,10 +59,19 @@ pub async fn call(client: &reqwest::Client, r: &WebRequest) -> Result<WebRespons
             }
         })?;
         let status = resp.status().as_u16();
-        let body = resp.text().await.map_err(|e| Error::Unreachable {
-            url: r.url.clone(),
-            message: format!("reading the answer: {e}"),
-        })?;
+        let body = super::body::read_bounded(resp, super::DEFAULT_MAX_ANSWER_BYTES)
+            .await
+            .map_err(|e| match e {
+                super::body::ReadError::TooLarge { .. } => Error::Malformed {
+                    url: r.url.clone(),
+                    message: e.to_string(),
+                },
+                super::body::ReadError::Transport(_) => Error::Unreachable {
+                    url: r.url.clone(),
+                    message: e.to_string(),
+                },
+            })?;
+        let body = String::from_utf8_lossy(&body).into_owned();
         if !(200..300).contains(&status) {
             return Err(Error::HttpStatus {
                 url: r.url.clone(),

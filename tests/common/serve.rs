@@ -25,16 +25,31 @@ impl Drop for Serve {
 }
 
 impl Serve {
-    /// Send a signal to the `canary serve` process (the child of the `sh` wrapper).
-    pub fn signal(&self, sig: &str) {
+    /// The `canary serve` process id (the child of the `sh` wrapper).
+    pub fn pid(&self) -> String {
         let out = Command::new("pgrep")
             .args(["-P", &self.child.id().to_string()])
             .output()
             .unwrap();
         let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
         assert!(!pid.is_empty(), "canary serve process not found");
+        pid
+    }
+
+    /// A field of the process' `/proc/PID/status` in KiB (`VmRSS`, `VmHWM`: the peak).
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{field}:")))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc/PID/status"))
+    }
+
+    /// Send a signal to the `canary serve` process.
+    pub fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
-            .args([&format!("-{sig}"), &pid])
+            .args([&format!("-{sig}"), &self.pid()])
             .status()
             .unwrap();
         assert!(ok.success());
