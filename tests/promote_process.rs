@@ -260,8 +260,10 @@ async fn kill_9_at_random_moments_then_rerun_never_skips_an_analysis() {
         return;
     };
     let args = with(&["--analysis", "ok.yaml", "--step-pause", "30ms"]);
-    // A new seed each run, printed; CANARY_KILL_SEED=<seed> replays a failure.
-    let seed = std::env::var("CANARY_KILL_SEED")
+    // A new seed each run, printed; CANARY_TRIAL_SEED=<seed> replays a failure
+    // (CANARY_KILL_SEED, its older name, still works).
+    let seed = std::env::var("CANARY_TRIAL_SEED")
+        .or_else(|_| std::env::var("CANARY_KILL_SEED"))
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| {
@@ -270,7 +272,7 @@ async fn kill_9_at_random_moments_then_rerun_never_skips_an_analysis() {
                 .unwrap()
                 .as_nanos() as u64
         });
-    eprintln!("kill -9 trials: seed {seed} (CANARY_KILL_SEED={seed} replays them)");
+    eprintln!("kill -9 trials: seed {seed} (CANARY_TRIAL_SEED={seed} replays them)");
     let mut rng = StdRng::seed_from_u64(seed);
     // Kill within the time a whole run takes on this machine, measured first, so that most
     // kills land mid-promotion however fast or slow the machine is.
@@ -732,6 +734,41 @@ async fn a_report_that_cannot_be_written_keeps_the_rollbacks_exit_code() {
     assert_eq!(weights(&env.kube).await, (100, 0));
 }
 
+/// A denial is the promotion's outcome, decided before any weight change: standard output
+/// that cannot take the `PolicyDenied` line is a warning, and the exit code stays the
+/// denial's 4 (not 74, which a pipeline would read as an I/O failure of the runner).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denial_that_cannot_be_printed_keeps_the_policys_exit_code() {
+    let Some(env) = Env::new().await else {
+        return;
+    };
+    // A policy engine answering as OPA's data API does: denied.
+    let opa = common::http::Server::start(|_| {
+        common::http::Reply::json(
+            200,
+            r#"{"result": {"allow": false, "deny": ["change freeze"]}}"#,
+        )
+    });
+    let url = format!("{}/v1/data/canary/deploy", opa.url);
+    let mut args: Vec<&str> = with(&[]);
+    args.extend(["--policy", url.as_str()]);
+    let mut c = env.command(&args);
+    c.stdout(
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap(),
+    );
+    let (code, _, stderr) = finish(c).await;
+    assert_eq!(code, 4, "{stderr}");
+    assert!(
+        stderr.contains("warning: cannot write the result to standard output"),
+        "{stderr}"
+    );
+    assert_eq!(weights(&env.kube).await, (100, 0), "no weight changed");
+    assert_eq!(opa.seen().len(), 1, "the policy was asked once");
+}
+
 /// `canary audit` as a process: (exit code, stdout, stderr).
 fn audit(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_canary"))
@@ -1006,4 +1043,98 @@ async fn promote_asks_the_deploy_policy_before_any_weight_change() {
             assert_eq!(entries[0]["input"]["exhausted"], true);
         }
     }
+}
+
+/// Promote through the test proxy (so the API can be taken down), with `kube_deadline`; at
+/// 10 % the API answers 500 to everything for two minutes. The end state of that run, its
+/// exit code, and what the API log shows.
+async fn promote_through_an_outage(kube_deadline: &'static str) -> (Env, i32, String) {
+    let env = Env::new().await.expect("Go is required for this test");
+    let kubeconfig = env.kube.proxy.kubeconfig(env.dir.path());
+    let mut c = env.command(&with(&[
+        "--analysis",
+        "ok.yaml",
+        "--step-pause",
+        "5s",
+        "--kube-deadline",
+        kube_deadline,
+    ]));
+    c.env("KUBECONFIG", &kubeconfig);
+    let child = c.spawn().unwrap();
+    let kube = env.kube.clone();
+    wait_for("canary at 10 %", || async {
+        weights(&kube).await == (90, 10)
+    })
+    .await;
+    env.kube.outage(Duration::from_secs(120));
+    let (code, _, stderr) = tokio::task::spawn_blocking(move || {
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .unwrap();
+    (env, code, stderr)
+}
+
+/// The Kubernetes API answering 500 for two minutes mid-promotion, with a retry deadline
+/// shorter than the outage: the weight change and then the rollback give up (exit 3), the
+/// traffic stays exactly as it was (10 %, its progress unchanged, never half-written), and
+/// the same command rerun after the outage resumes from 10 % and promotes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_minute_api_outage_stops_with_exit_3_and_the_rerun_resumes() {
+    if common::kube_server::server().is_none() {
+        return;
+    }
+    let (env, code, stderr) = promote_through_an_outage("30s").await;
+    assert_eq!(code, 3, "{stderr}");
+    assert_eq!(weights(&env.kube).await, (90, 10), "{stderr}");
+    assert_eq!(progress_phase(&env.kube).await, "progressing");
+    assert!(
+        env.kube.log().iter().any(|l| l == "500 (outage)"),
+        "{:?}",
+        env.kube.log()
+    );
+    // The outage ends two minutes after it began; the rerun waits for the API to answer.
+    let kube = env.kube.clone();
+    let deadline = Instant::now() + Duration::from_secs(150);
+    while kube.proxy.client().apiserver_version().await.is_err() {
+        assert!(Instant::now() < deadline, "the outage never ended");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let kubeconfig = env.kube.proxy.kubeconfig(env.dir.path());
+    let mut c = env.command(&with(&["--analysis", "ok.yaml"]));
+    c.env("KUBECONFIG", &kubeconfig);
+    let (code, _, stderr) = finish(c).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(weights(&env.kube).await, (0, 100));
+    let resumed = ledger(&env.path("audit.jsonl"))
+        .iter()
+        .filter(|e| e["event"] == "deployment.created")
+        .map(|e| e["resumed_at_step"].clone())
+        .collect::<Vec<_>>();
+    assert_eq!(resumed.len(), 2, "{resumed:?}");
+    assert!(resumed[1].is_number(), "the rerun resumed: {resumed:?}");
+}
+
+/// The same outage with a retry deadline longer than it: the promotion rides it out —
+/// retrying with backoff, never writing a partial weight — and promotes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_minute_api_outage_is_ridden_out_within_the_kube_deadline() {
+    if common::kube_server::server().is_none() {
+        return;
+    }
+    let (env, code, stderr) = promote_through_an_outage("4m").await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(weights(&env.kube).await, (0, 100));
+    let outage_answers = env
+        .kube
+        .log()
+        .iter()
+        .filter(|l| *l == "500 (outage)")
+        .count();
+    assert!(outage_answers >= 3, "{:?}", env.kube.log());
 }

@@ -32,6 +32,7 @@ struct Inner {
     token: String,
     http: reqwest::Client,
     faults: Mutex<VecDeque<Fault>>,
+    outage_until: Mutex<Option<std::time::Instant>>,
     log: Mutex<Vec<String>>,
 }
 
@@ -55,6 +56,7 @@ impl KubeProxy {
             token: server.token.clone(),
             http: b.build().expect("proxy client"),
             faults: Mutex::new(VecDeque::new()),
+            outage_until: Mutex::new(None),
             log: Mutex::new(vec![]),
         });
         let app = axum::Router::new()
@@ -83,6 +85,11 @@ impl KubeProxy {
     /// VirtualService calls forwarded or faulted.
     pub fn log(&self) -> Vec<String> {
         self.inner.log.lock().unwrap().clone()
+    }
+
+    /// From now on, for `d`, every call (not only the VirtualService's) answers 500.
+    pub fn outage(&self, d: Duration) {
+        *self.inner.outage_until.lock().unwrap() = Some(std::time::Instant::now() + d);
     }
 
     /// A kubeconfig file pointing at the proxy, in `dir`.
@@ -158,6 +165,20 @@ async fn forward(
             format!("{method} {name}")
         };
         inner.log.lock().unwrap().push(line);
+    }
+    let down = inner
+        .outage_until
+        .lock()
+        .unwrap()
+        .is_some_and(|t| std::time::Instant::now() < t);
+    if down {
+        if is_vs {
+            inner.log.lock().unwrap().push("500 (outage)".into());
+        }
+        let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+            "status": "Failure", "message": "injected by the test proxy: API server outage",
+            "reason": "InternalError", "code": 500});
+        return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response();
     }
     match if is_vs { take(&inner, &method) } else { None } {
         Some(Fault::Status(code)) => {
@@ -265,5 +286,10 @@ impl TestKube {
     /// VirtualService calls through the proxy.
     pub fn log(&self) -> Vec<String> {
         self.proxy.log()
+    }
+
+    /// Every call through the proxy answers 500 for `d`, from now.
+    pub fn outage(&self, d: Duration) {
+        self.proxy.outage(d)
     }
 }
