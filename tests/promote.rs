@@ -4,11 +4,12 @@
 
 mod common;
 
-use common::promotion::{target, vs};
+use common::promotion::{reviews, target, vs};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;
 
+use canary_engine::cli::Exit;
 use canary_engine::promote::{
     default_steps, progress_of, Event, OnInconclusive, Outcome, Promotion, Step,
 };
@@ -138,7 +139,7 @@ async fn a_failed_analysis_rolls_back_at_the_first_step() {
         .run(never(), false, &mut |_| {})
         .await;
     assert_eq!(report.outcome, Outcome::RolledBack);
-    assert_eq!(report.outcome.exit_code(), 1);
+    assert_eq!(Exit::from(report.outcome).code(), 1);
     assert_eq!(weights(&kube).await, (0, 100));
     assert_eq!(phase(&kube).await, "rolled_back");
     assert!(
@@ -161,7 +162,7 @@ async fn an_inconclusive_analysis_pauses_or_rolls_back() {
         .run(never(), false, &mut |_| {})
         .await;
     assert_eq!(
-        (report.outcome, report.outcome.exit_code()),
+        (report.outcome, Exit::from(report.outcome).code()),
         (Outcome::Paused, 2)
     );
     assert_eq!(
@@ -189,13 +190,10 @@ async fn a_crashed_promotion_resumes_and_never_skips_an_analysis() {
     let Some(kube) = kube else { return };
     // As left by a run killed right after setting 50 %: steps 0 (10 %) and 1 (its analysis)
     // done, step 2 (setWeight 50) applied, step 3 (its analysis) not recorded.
-    let mut crashed = vs();
-    crashed["spec"]["http"][0]["route"][0]["weight"] = json!(50);
-    crashed["spec"]["http"][0]["route"][1]["weight"] = json!(50);
-    crashed["metadata"]["annotations"] = json!({"canary-engine.io/promotion": serde_json::to_string(&json!({
+    let crashed = reviews().weights(50, 50).promotion(json!({
         "id": "reviews-v2", "phase": "progressing", "step": 2, "analyzed_through": 1, "weight": 50,
-        "started_at": "2026-11-22T10:00:00Z", "updated_at": "2026-11-22T10:01:00Z", "verdicts": ["Successful"]})).unwrap()});
-    kube.put(crashed).await;
+        "started_at": "2026-11-22T10:00:00Z", "updated_at": "2026-11-22T10:01:00Z", "verdicts": ["Successful"]}));
+    kube.put(crashed.build()).await;
     let report = promotion(&kube, &dir, "q_good")
         .run(never(), false, &mut |_| {})
         .await;
@@ -289,14 +287,11 @@ async fn a_resumed_promotion_judges_from_when_the_weight_was_set() {
     let Some(kube) = kube else { return };
     let set_at = chrono::Utc::now() - chrono::Duration::minutes(7);
     let set_at = chrono::DateTime::from_timestamp(set_at.timestamp() / 30 * 30 + 7, 0).unwrap();
-    let mut crashed = vs();
-    crashed["spec"]["http"][0]["route"][0]["weight"] = json!(50);
-    crashed["spec"]["http"][0]["route"][1]["weight"] = json!(50);
-    crashed["metadata"]["annotations"] = json!({"canary-engine.io/promotion": serde_json::to_string(&json!({
+    let crashed = reviews().weights(50, 50).promotion(json!({
         "id": "reviews-v2", "phase": "progressing", "step": 2, "analyzed_through": 1, "weight": 50,
         "started_at": "2026-11-22T10:00:00Z", "updated_at": "2026-11-22T10:01:00Z",
-        "verdicts": ["Successful"], "weight_set_at": set_at.to_rfc3339()})).unwrap()});
-    kube.put(crashed).await;
+        "verdicts": ["Successful"], "weight_set_at": set_at.to_rfc3339()}));
+    kube.put(crashed.build()).await;
     let text = std::fs::read_to_string(common::project_path(
         "analysis-templates/judge-istio-golden-signals.yaml",
     ))

@@ -13,6 +13,11 @@ use common::prom::Prometheus;
 use serde_json::{json, Value};
 
 use common::serve::{Serve, TOKEN};
+use common::wait;
+
+/// How long to wait for a server to act on a signal or a request before failing: generous,
+/// since a loaded CI machine is slow; waits end as soon as the condition holds.
+const PATIENCE: Duration = Duration::from_secs(30);
 
 fn prometheus() -> &'static Prometheus {
     common::judge_data::shared_prometheus()
@@ -398,14 +403,19 @@ fn sigterm_drains_in_flight_requests() {
     let s = Serve::start(&slow.url, &["--deadline", "6s"]);
     let url = s.url.clone();
     let request = std::thread::spawn(move || post(&url, &judge_body("healthy"), Some(TOKEN)));
-    std::thread::sleep(Duration::from_millis(500));
-    let url = s.url.clone();
+    // In flight for sure once the server is waiting on the slow Prometheus.
+    wait::until("the judgement is querying Prometheus", PATIENCE, || {
+        (!slow.seen().is_empty()).then_some(())
+    });
+    let (url, pid) = (s.url.clone(), s.pid());
     drop(s); // SIGTERM while the request is in flight
     let (status, v) = request.join().unwrap();
     assert_eq!(status, 200, "the in-flight request was answered: {v}");
     assert_eq!(v["verdict"], "inconclusive");
-    // And the server is gone afterwards: new connections are refused.
-    std::thread::sleep(Duration::from_millis(300));
+    // And the server is gone afterwards: the process has exited, new connections are refused.
+    wait::until("canary serve has exited", PATIENCE, || {
+        (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+    });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -429,32 +439,42 @@ fn specs_reload_and_a_broken_file_keeps_its_last_good_version() {
     // A long poll interval: the change below is picked up by SIGHUP, not by polling.
     let s = Serve::start_in(dir, &prometheus().url, &["--reload-interval", "1h"]);
     let body = json!({"judge": "small", "args": {"canary_hash": CANARY, "stable_hash": BASELINE}});
+    // The judged window's length in seconds.
+    let window = |v: &Value| {
+        let at = |k: &str| {
+            let t = v["window"][k].as_str().unwrap_or_else(|| panic!("{v}"));
+            chrono::DateTime::parse_from_rfc3339(t).unwrap()
+        };
+        (at("end") - at("start")).num_seconds()
+    };
     let (status, v) = post(&s.url, &body, Some(TOKEN));
-    assert_eq!(status, 200, "{v}");
-    let start_of = |v: &Value| v["window"]["start"].as_str().unwrap().to_string();
-    let ten = start_of(&v);
+    assert_eq!((status, window(&v)), (200, 600), "{v}");
 
     std::fs::write(&file, spec("5m")).unwrap();
     s.signal("HUP");
-    std::thread::sleep(Duration::from_millis(500));
-    let (_, v) = post(&s.url, &body, Some(TOKEN));
-    assert_ne!(start_of(&v), ten, "the 5m window is in use after SIGHUP");
+    wait::until("the 5m window is in use after SIGHUP", PATIENCE, || {
+        let (status, v) = post(&s.url, &body, Some(TOKEN));
+        assert_eq!(status, 200, "{v}");
+        (window(&v) == 300).then_some(())
+    });
 
     std::fs::write(&file, "kind: Judge\nname: small\nwindow: soon\n").unwrap();
     s.signal("HUP");
-    std::thread::sleep(Duration::from_millis(500));
+    // The reload's metrics are updated last, after the list of broken files.
+    let metrics = wait::until("/metrics counts the failed reload", PATIENCE, || {
+        let (_, metrics) = get(&format!("{}/metrics", s.url), None);
+        metrics
+            .contains("canary_judge_spec_reload_failures_total 1")
+            .then_some(metrics)
+    });
+    assert!(metrics.contains("canary_judge_specs_broken 1"), "{metrics}");
     let (status, v) = post(&s.url, &body, Some(TOKEN));
     assert_eq!(status, 200, "the last good version still serves: {v}");
+    assert_eq!(window(&v), 300, "the last good version is the 5m one: {v}");
     let (_, ready) = get(&format!("{}/readyz", s.url), None);
     assert!(
         ready.contains("small.yaml") && ready.contains("window"),
         "{ready}"
-    );
-    let (_, metrics) = get(&format!("{}/metrics", s.url), None);
-    assert!(metrics.contains("canary_judge_specs_broken 1"), "{metrics}");
-    assert!(
-        metrics.contains("canary_judge_spec_reload_failures_total 1"),
-        "{metrics}"
     );
 }
 
@@ -618,7 +638,12 @@ fn the_concurrency_limit_answers_503_with_retry_after() {
     let s = Serve::start(&slow.url, &["--max-concurrent", "1", "--no-query-cache"]);
     let url = s.url.clone();
     let first = std::thread::spawn(move || post(&url, &judge_body("healthy"), Some(TOKEN)));
-    std::thread::sleep(Duration::from_millis(400));
+    // The first judgement holds the slot once it is waiting on Prometheus.
+    wait::until(
+        "the first judgement is querying Prometheus",
+        PATIENCE,
+        || (!slow.seen().is_empty()).then_some(()),
+    );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

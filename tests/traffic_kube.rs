@@ -8,32 +8,32 @@ mod common;
 use std::time::Duration;
 
 use canary_engine::traffic::apply::{Applier, ApplyError, VirtualServiceRef, FIELD_MANAGER};
-use canary_engine::traffic::{current_weights, desired, Destinations, Target, TrafficError};
+use canary_engine::traffic::{current_weights, desired, Target, TrafficError};
 use common::kube_proxy::{Fault, KubeProxy};
 use common::kube_server::{self, KubeServer};
+use common::virtual_service::{virtual_service, VirtualService};
 use serde_json::{json, Value};
 
+/// `reviews`, by host, with fields a weight change must leave alone: labels, annotations,
+/// gateways, the route's retries and timeout, ports, and an unmanaged second route.
+fn reviews() -> VirtualService {
+    virtual_service("reviews")
+        .hosts("reviews-stable", "reviews-canary")
+        .port(9080)
+        .metadata("annotations", json!({"team": "books"}))
+        .metadata("labels", json!({"app": "reviews"}))
+        .gateways(&["mesh"])
+        .route_field("retries", json!({"attempts": 3, "perTryTimeout": "2s"}))
+        .route_field("timeout", json!("10s"))
+        .fallback("reviews-stable")
+}
+
 fn vs() -> Value {
-    json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-        "metadata": {"name": "reviews", "annotations": {"team": "books"}, "labels": {"app": "reviews"}},
-        "spec": {"hosts": ["reviews"], "gateways": ["mesh"],
-            "http": [{"name": "primary", "retries": {"attempts": 3, "perTryTimeout": "2s"},
-                "timeout": "10s",
-                "route": [{"destination": {"host": "reviews-stable", "port": {"number": 9080}}, "weight": 100},
-                          {"destination": {"host": "reviews-canary", "port": {"number": 9080}}, "weight": 0}]},
-                {"name": "fallback", "route": [{"destination": {"host": "reviews-stable"}}]}]}})
+    reviews().build()
 }
 
 fn target() -> Target {
-    Target {
-        http_routes: vec!["primary".into()],
-        tls_routes: vec![],
-        tcp_ports: vec![],
-        destinations: Destinations::Hosts {
-            stable: "reviews-stable".into(),
-            canary: "reviews-canary".into(),
-        },
-    }
+    reviews().target()
 }
 
 fn applier(client: kube::Client, ns: &str) -> Applier {

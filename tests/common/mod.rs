@@ -42,6 +42,8 @@ pub mod prom;
 pub mod promotion;
 pub mod serve;
 pub mod traffic;
+pub mod virtual_service;
+pub mod wait;
 
 /// Runs the `canary` binary from the project root with no cluster configured (whatever the
 /// machine has): (exit code, stdout, stderr).
