@@ -13,7 +13,6 @@
 //! test. Loopback only; every request loop is bounded in time.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,6 +20,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 // The tests' own harnesses for the real servers (`postgres` finds `prom` as `super::prom`).
+#[path = "common/fleet_data.rs"]
+mod fleet_data;
 #[allow(dead_code)]
 #[path = "../tests/common/postgres.rs"]
 mod postgres;
@@ -29,50 +30,7 @@ mod postgres;
 mod prom;
 
 const SPEC: &str = "analysis-templates/judge-istio-golden-signals.yaml";
-const BUCKETS: [&str; 5] = ["25", "100", "500", "1000", "+Inf"];
 const TOKEN: &str = "fleet-bench-token";
-
-/// OpenMetrics for `n` services around `now`: per service a canary (10 % of requests) and a
-/// stable, Istio's request counter (200 and 503) and duration histogram, every 30 s from 15
-/// minutes before `now` to 5 minutes after.
-fn fleet_openmetrics(n: usize, now: i64) -> String {
-    let mut requests = String::new();
-    let mut buckets = String::new();
-    for i in 0..n {
-        for (hash, rps) in [(format!("c{i}"), 2.0), (format!("s{i}"), 18.0)] {
-            let labels = format!(
-                "reporter=\"destination\",destination_service_name=\"svc{i}\",\
-                 destination_service_namespace=\"fleet\",rollouts_pod_template_hash=\"{hash}\",\
-                 pod=\"{hash}-0\""
-            );
-            for k in 0..=40i64 {
-                let t = now - 900 + 30 * k;
-                let total = rps * 30.0 * k as f64;
-                let errors = (total * 0.003).floor();
-                let _ = writeln!(
-                    requests,
-                    "istio_requests_total{{{labels},response_code=\"200\"}} {} {t}",
-                    total - errors
-                );
-                let _ = writeln!(
-                    requests,
-                    "istio_requests_total{{{labels},response_code=\"503\"}} {errors} {t}"
-                );
-                for (b, share) in BUCKETS.iter().zip([0.30, 0.80, 0.97, 0.995, 1.0]) {
-                    let _ = writeln!(
-                        buckets,
-                        "istio_request_duration_milliseconds_bucket{{{labels},le=\"{b}\"}} {} {t}",
-                        (total * share).floor()
-                    );
-                }
-            }
-        }
-    }
-    format!(
-        "# TYPE istio_requests counter\n{requests}\
-         # TYPE istio_request_duration_milliseconds histogram\n{buckets}# EOF\n"
-    )
-}
 
 struct Server {
     url: String,
@@ -282,7 +240,8 @@ fn main() {
     let largest = sizes.iter().copied().max().unwrap_or(0);
     let now = chrono::Utc::now().timestamp();
     let t = Instant::now();
-    let data = fleet_openmetrics(largest, now - now % 30);
+    let now = now - now % 30;
+    let data = fleet_data::openmetrics(largest, now - 900, now + 300);
     let prometheus = prom::Prometheus::start(&data);
     drop(data);
     println!(
