@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use super::analyze::{load_metrics, parse_args, sources};
 use super::prometheus_args::PrometheusArgs;
-use super::{write_stdout, CliError};
+use super::{write_stdout, CliError, Exit};
 use crate::audit::{AuditError, Entry, Ledger};
 use crate::policy::FailMode;
 use crate::promote::{
@@ -332,7 +332,7 @@ fn rollout_plan(
     given: &BTreeMap<String, String>,
 ) -> Result<FromRollout, CliError> {
     let label = path.display().to_string();
-    let text = std::fs::read_to_string(path)
+    let text = crate::template::yaml::read_file(path)
         .map_err(|e| CliError::usage(format!("cannot read {label}: {e}")))?;
     let r = rollout::parse(&label, &text).map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
@@ -448,7 +448,7 @@ fn template_index(dirs: &[PathBuf]) -> Result<BTreeMap<String, PathBuf>, CliErro
             .collect();
         files.sort();
         for f in files {
-            let Ok(text) = std::fs::read_to_string(&f) else {
+            let Ok(text) = crate::template::yaml::read_file(&f) else {
                 continue;
             };
             let Ok(docs) = crate::template::yaml::load_documents(&text) else {
@@ -475,7 +475,7 @@ fn template_index(dirs: &[PathBuf]) -> Result<BTreeMap<String, PathBuf>, CliErro
 fn declared_args(files: &[PathBuf]) -> Vec<String> {
     let mut out = Vec::new();
     for f in files {
-        let Ok(text) = std::fs::read_to_string(f) else {
+        let Ok(text) = crate::template::yaml::read_file(f) else {
             continue;
         };
         let Ok(docs) = crate::template::yaml::load_documents(&text) else {
@@ -853,13 +853,13 @@ async fn preflight(p: &Promotion) -> Result<(), CliError> {
 }
 
 /// The deploy gate: ask the policy at `url` with the budgets of every Judge SLO the promotion
-/// uses. `Some(exit code)` when the promotion must not start; every answer is recorded.
+/// uses. `Some(exit)` when the promotion must not start; every answer is recorded.
 async fn gate(
     promotion: &Promotion,
     url: &str,
     a: &PromoteArgs,
     sink: &mut EventSink,
-) -> Result<Option<u8>, CliError> {
+) -> Result<Option<Exit>, CliError> {
     let judges = promotion
         .analyses
         .iter()
@@ -915,8 +915,12 @@ async fn gate(
                 serde_json::json!({"event": "policy.violated", "policy": url, "allow": false,
                     "deny": v.deny, "input": input}),
             );
-            write_stdout(&format!("PolicyDenied: {reason} (no weight was changed)"))?;
-            Ok(Some(super::EXIT_POLICY_DENIED))
+            // The denial is the outcome: a line that cannot be printed does not change it.
+            if let Err(e) = write_stdout(&format!("PolicyDenied: {reason} (no weight was changed)"))
+            {
+                eprintln!("warning: {}", e.message);
+            }
+            Ok(Some(Exit::PolicyDenied))
         }
         Err(e) if a.policy_fail == FailMode::Open => {
             eprintln!("warning: {e}; --policy-fail open: promoting without the policy");
@@ -940,21 +944,9 @@ async fn gate(
     }
 }
 
-/// A ledger that cannot be opened: the database down is an infrastructure error (exit 3), a
-/// bad target or a newer schema a usage error (64). Either way no traffic has moved.
-fn ledger_error(e: AuditError) -> CliError {
-    match &e {
-        AuditError::Database { source, .. }
-            if !matches!(source, crate::store::StoreError::NewerSchema { .. }) =>
-        {
-            CliError::infrastructure(e.to_string())
-        }
-        _ => CliError::usage(e.to_string()),
-    }
-}
-
-/// Run the command.
-pub fn run(a: &PromoteArgs) -> Result<u8, CliError> {
+/// Run the command: exit with the promotion's outcome (or the policy's denial), whatever
+/// happens to the reports written after it.
+pub fn run(a: &PromoteArgs) -> Result<Exit, CliError> {
     let runtime = super::runtime(Some(2))?;
     let plan = plan(a)?;
     runtime.block_on(async {
@@ -968,13 +960,15 @@ pub fn run(a: &PromoteArgs) -> Result<u8, CliError> {
         preflight(&promotion).await?;
         let ledger = match a.audit.as_deref() {
             None => None,
-            Some(target) => Some(Ledger::open(target).await.map_err(ledger_error)?),
+            // The database down is exit 3, a bad target or a newer schema 64; either way no
+            // traffic has moved.
+            Some(target) => Some(Ledger::open(target).await?),
         };
         let mut sink = EventSink::new(ledger, promotion.recording.clone(), promotion.steps.len());
         if let (Some(url), false) = (&a.policy, a.abort) {
-            if let Some(code) = gate(&promotion, url, a, &mut sink).await? {
+            if let Some(exit) = gate(&promotion, url, a, &mut sink).await? {
                 sink.close();
-                return Ok(code);
+                return Ok(exit);
             }
         }
         let report = if a.abort {
@@ -1014,7 +1008,7 @@ pub fn run(a: &PromoteArgs) -> Result<u8, CliError> {
         for w in &warnings {
             eprintln!("warning: {w}");
         }
-        Ok(report.outcome.exit_code())
+        Ok(Exit::from(report.outcome))
     })
 }
 

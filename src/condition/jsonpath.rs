@@ -52,10 +52,16 @@ impl JsonPath {
         } else {
             format!("$.{inner}")
         };
-        let path = Rfc9535::parse(&rfc).map_err(|e| JsonPathError::Parse {
+        let parse_error = |message: String| JsonPathError::Parse {
             path: text.to_string(),
-            message: e.to_string(),
-        })?;
+            message,
+        };
+        check_nesting(&rfc).map_err(parse_error)?;
+        // The parser reaches an `unreachable!` on a literal ending in a cut-short escape
+        // (`$['a\u`, found by the jsonpath fuzz target): an error, never a crash.
+        let path = std::panic::catch_unwind(|| Rfc9535::parse(&rfc))
+            .map_err(|_| parse_error("unterminated or invalid literal".into()))?
+            .map_err(|e| parse_error(e.to_string()))?;
         Ok(JsonPath {
             source: source.to_string(),
             path,
@@ -69,6 +75,40 @@ impl JsonPath {
             .first()
             .ok_or_else(|| JsonPathError::NoMatch(self.source.clone()))
     }
+}
+
+/// The deepest nesting of brackets (`[`, `(`) a `jsonPath` may have. The parser backtracks
+/// over nested filters (`[?(@.a[?(@.b…`: 20 levels take a minute) and recurses once per
+/// level (20 000 parentheses overflow the stack); a real path nests two or three.
+pub const MAX_PATH_NESTING: usize = 8;
+
+/// Refuse a path nested deeper than [`MAX_PATH_NESTING`] (brackets in string literals do not
+/// count), before it reaches the parser.
+fn check_nesting(path: &str) -> Result<(), String> {
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut chars = path.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(_), '\\') => {
+                chars.next();
+            }
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '[' | '(' | '{') => {
+                depth += 1;
+                if depth > MAX_PATH_NESTING {
+                    return Err(format!(
+                        "brackets nested deeper than {MAX_PATH_NESTING} levels"
+                    ));
+                }
+            }
+            (None, ']' | ')' | '}') => depth = depth.saturating_sub(1),
+            (None, _) => {}
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

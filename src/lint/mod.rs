@@ -99,7 +99,7 @@ pub fn files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
 /// Lint one file.
 pub fn lint_file(path: &Path) -> Vec<Finding> {
     let label = path.display().to_string();
-    match std::fs::read_to_string(path) {
+    match yaml::read_file(path) {
         Ok(text) => lint_text(&label, &text),
         Err(e) => vec![Finding {
             file: label,
@@ -157,7 +157,7 @@ pub fn lint_text(file: &str, text: &str) -> Vec<Finding> {
         .iter()
         .any(|k| k == "AnalysisTemplate" || k == "ClusterAnalysisTemplate")
     {
-        out.extend(lint_argo(file, text));
+        out.extend(lint_argo(file, &docs));
     }
     if out.is_empty()
         && !kinds.iter().any(|k| {
@@ -210,26 +210,24 @@ fn human(d: Duration) -> String {
     humantime::format_duration(d).to_string()
 }
 
-fn lint_argo(file: &str, text: &str) -> Vec<Finding> {
-    // Only the Argo documents are parsed as templates (a file may hold Judges too); each is
-    // padded to its own lines so findings point into the file.
+fn lint_argo(file: &str, docs: &[Document]) -> Vec<Finding> {
+    // Only the Argo documents are parsed as templates (a file may hold Judges too); each
+    // keeps its lines in the file, so findings point into it.
+    let argo: Vec<Document> = docs
+        .iter()
+        .filter(|d| {
+            matches!(
+                d.value.get("kind").and_then(Value::as_str),
+                Some("AnalysisTemplate" | "ClusterAnalysisTemplate")
+            )
+        })
+        .cloned()
+        .collect();
     let mut templates = Vec::new();
     let mut errors = Vec::new();
-    for (offset, doc) in judge_spec::split_documents(text) {
-        let is_argo = yaml::load_documents(&doc).is_ok_and(|docs| {
-            docs.iter().any(|x| {
-                matches!(
-                    x.value.get("kind").and_then(Value::as_str),
-                    Some("AnalysisTemplate" | "ClusterAnalysisTemplate")
-                )
-            })
-        });
-        if is_argo {
-            match template::parse_str(file, &("\n".repeat(offset) + &doc)) {
-                Ok(mut t) => templates.append(&mut t),
-                Err(mut e) => errors.append(&mut e),
-            }
-        }
+    match template::parse_documents(file, argo) {
+        Ok(mut t) => templates.append(&mut t),
+        Err(mut e) => errors.append(&mut e),
     }
     if !errors.is_empty() {
         return errors

@@ -93,7 +93,7 @@ pub struct ResolvedMetric {
 /// Read and parse a template file.
 pub fn load_file(path: &Path) -> Result<Vec<Template>, Vec<TemplateError>> {
     let label = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = yaml::read_file(path).map_err(|e| {
         vec![TemplateError {
             file: label.clone(),
             line: None,
@@ -121,7 +121,7 @@ pub fn load_analysis(
     let mut errors = Vec::new();
     for path in paths {
         let label = path.display().to_string();
-        let text = match std::fs::read_to_string(path) {
+        let text = match yaml::read_file(path) {
             Ok(t) => t,
             Err(e) => {
                 errors.push(located(
@@ -269,6 +269,15 @@ pub fn judge_metric(
 /// Parse every document of a YAML text as an Argo analysis template.
 pub fn parse_str(file: &str, text: &str) -> Result<Vec<Template>, Vec<TemplateError>> {
     let docs = yaml::load_documents(text).map_err(|e| vec![syntax_error(file, &e)])?;
+    parse_documents(file, docs)
+}
+
+/// Parse documents already loaded from `file` (see [`yaml::load_documents`]) as Argo
+/// analysis templates, as [`parse_str`] does.
+pub fn parse_documents(
+    file: &str,
+    docs: Vec<Document>,
+) -> Result<Vec<Template>, Vec<TemplateError>> {
     if docs.is_empty() {
         return Err(vec![located(file, None, None, None, "no YAML documents")]);
     }
@@ -550,14 +559,20 @@ fn substitute_tree(
     })
 }
 
-/// A YAML syntax error as a template error of `file`.
+/// A YAML syntax error (or a text refused by a limit of [`yaml`]) as a template error of
+/// `file`.
 pub(crate) fn syntax_error(file: &str, e: &yaml::SyntaxError) -> TemplateError {
+    let what = if e.refused {
+        "YAML refused"
+    } else {
+        "YAML syntax error"
+    };
     TemplateError {
         file: file.into(),
         line: Some(e.line),
         metric: None,
         field: None,
-        message: format!("YAML syntax error at column {}: {}", e.column, e.message),
+        message: format!("{what} at column {}: {}", e.column, e.message),
     }
 }
 

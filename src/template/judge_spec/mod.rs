@@ -408,32 +408,16 @@ pub fn parse_str(file: &str, text: &str) -> Result<Vec<JudgeSpec>, Vec<TemplateE
 /// The Judge documents of a file (other kinds skipped).
 pub fn judges_in(file: &str, text: &str) -> Result<Vec<JudgeSpec>, Vec<TemplateError>> {
     let docs = yaml::load_documents(text).map_err(|e| vec![super::syntax_error(file, &e)])?;
-    let has_judge = docs
-        .iter()
-        .any(|d| d.value.get("kind").and_then(Value::as_str) == Some("Judge"));
-    if !has_judge {
-        return Ok(Vec::new());
-    }
-    // Re-split so only Judge documents are parsed (line numbers stay those of the file).
-    let judges: Vec<String> = split_documents(text)
-        .into_iter()
-        .map(|(offset, doc)| {
-            let is_judge = yaml::load_documents(&doc)
-                .ok()
-                .and_then(|d| d.into_iter().next())
-                .is_some_and(|d| d.value.get("kind").and_then(Value::as_str) == Some("Judge"));
-            if is_judge {
-                "\n".repeat(offset) + &doc
-            } else {
-                String::new()
-            }
-        })
-        .collect();
+    // Each document keeps the lines of the file, so only the Judges need parsing (re-parsing
+    // each document padded to its place would cost the square of the file's length).
     let mut specs = Vec::new();
     let mut errors = Vec::new();
-    for j in judges.iter().filter(|j| !j.trim().is_empty()) {
-        match parse_str(file, j) {
-            Ok(mut s) => specs.append(&mut s),
+    for doc in docs
+        .iter()
+        .filter(|d| d.value.get("kind").and_then(Value::as_str) == Some("Judge"))
+    {
+        match parse_document(file, doc) {
+            Ok(s) => specs.push(s),
             Err(mut e) => errors.append(&mut e),
         }
     }

@@ -1,0 +1,11 @@
+//! Argo AnalysisTemplate loading (YAML → validated templates with line numbers) and `canary
+//! lint`; the property is [`canary_engine_fuzz::template_argo`].
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(init: canary_engine_fuzz::let_caught_panics_unwind(), |data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        canary_engine_fuzz::template_argo(text);
+    }
+});
