@@ -204,8 +204,14 @@ fn hostile_names_and_ids_are_refused_cleanly() {
                 r.json::<Value>().await.unwrap_or(Value::Null),
             )
         });
-        assert_eq!(status, 404, "{name:.40}: {v}");
-        assert_eq!(v["error"]["code"], "unknown_judge", "{name:.40}: {v}");
+        // A NUL is refused before any lookup (PostgreSQL text cannot hold one).
+        let expected = if name.contains('\0') {
+            (400, "bad_request")
+        } else {
+            (404, "unknown_judge")
+        };
+        assert_eq!(status, expected.0, "{name:.40}: {v}");
+        assert_eq!(v["error"]["code"], expected.1, "{name:.40}: {v}");
         assert!(!v.to_string().contains("root:"), "{v}");
     }
     for id in ["..%2F..%2Fetc%2Fpasswd", "%00", "x".repeat(4000).as_str()] {
@@ -319,11 +325,16 @@ fn runtime() -> tokio::runtime::Runtime {
 /// that never ends: each judgement is an upstream error (502, or 504 at the deadline) within
 /// the deadline, never a pass, and the server's peak memory stays far below what holding
 /// the answers would take (the Kayenta-compatible spec asks 6 queries at once: 600 MiB).
+/// The limit is 4 MiB here, so the bound holds with room: each query in flight may hold up
+/// to the limit (16 MiB by default: six at once reached 266 MiB on a loaded CI machine).
 #[test]
 fn a_flooding_or_endless_prometheus_is_an_error_in_bounded_memory() {
     for flood in [Flood::Declared, Flood::Undeclared, Flood::Endless] {
         let prom = flooding_prometheus(flood);
-        let s = Serve::start(&prom, &["--deadline", "4s"]);
+        let s = Serve::start(
+            &prom,
+            &["--deadline", "4s", "--prometheus-max-answer-mib", "4"],
+        );
         let rt = runtime();
         for _ in 0..2 {
             let (status, v, took) = judge(
@@ -337,14 +348,14 @@ fn a_flooding_or_endless_prometheus_is_an_error_in_bounded_memory() {
             assert!(took < Duration::from_secs(10), "{flood:?}: took {took:?}");
             if matches!(flood, Flood::Declared | Flood::Undeclared) {
                 assert!(
-                    v.to_string().contains("larger than 16 MiB"),
+                    v.to_string().contains("larger than 4 MiB"),
                     "{flood:?}: {v:.300}"
                 );
             }
         }
         let peak_mib = s.memory_kib("VmHWM") / 1024;
         eprintln!("{flood:?}: peak RSS {peak_mib} MiB");
-        assert!(peak_mib < 250, "{flood:?}: peak RSS {peak_mib} MiB");
+        assert!(peak_mib < 160, "{flood:?}: peak RSS {peak_mib} MiB");
     }
 }
 
