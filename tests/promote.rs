@@ -85,7 +85,10 @@ async fn weights(kube: &TestKube) -> (i64, i64) {
 }
 
 async fn phase(kube: &TestKube) -> String {
-    progress_of(&kube.object().await.unwrap()).unwrap().phase
+    progress_of(&kube.object().await.unwrap())
+        .unwrap()
+        .phase
+        .to_string()
 }
 
 fn never() -> impl std::future::Future<Output = ()> {

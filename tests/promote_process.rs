@@ -30,7 +30,7 @@ async fn weights(kube: &TestKube) -> (i64, i64) {
 async fn progress_phase(kube: &TestKube) -> String {
     let o = kube.object().await.expect("stored");
     canary_engine::promote::progress_of(&o)
-        .map(|p| p.phase)
+        .map(|p| p.phase.to_string())
         .unwrap_or_default()
 }
 

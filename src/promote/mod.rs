@@ -1,17 +1,18 @@
 //! Progressive delivery: shift traffic step by step, analyze at each step, roll back on a bad
 //! verdict — and survive a crash in between.
 //!
-//! Progress lives on the VirtualService itself, in the annotation
-//! `canary-engine.io/promotion`, written in the same update as each weight change (so the
-//! recorded step and the live weights can never disagree) and again when a step's analysis
-//! has passed. Rerunning the same command reads it and resumes: a step whose weight was set
-//! but whose analysis was not recorded as passed is analyzed again — an analysis is never
-//! skipped. A promotion that ended (promoted or rolled back) is reported, not redone.
+//! Progress lives on the VirtualService itself ([`progress`]), written in the same update
+//! as each weight change and again when a step's analysis has passed. Rerunning the same
+//! command reads it and resumes: a step whose weight was set but whose analysis was not
+//! recorded as passed is analyzed again — an analysis is never skipped. A promotion that
+//! ended (promoted or rolled back) is reported, not redone.
+//!
+//! The decisions are [`machine::decide`], pure; [`Promotion::run`] does the I/O they ask for.
 
 use std::future::Future;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::analysis::{self, Phase, RunOptions, RunReport};
@@ -20,10 +21,13 @@ use crate::template::ResolvedMetric;
 use crate::traffic::apply::{Applier, ApplyError};
 use crate::traffic::{desired, Target, TrafficError};
 
+pub mod machine;
+pub mod progress;
 pub mod rollout;
 
-/// The annotation holding the promotion's progress.
-pub const ANNOTATION: &str = "canary-engine.io/promotion";
+use machine::{Action, Last, Resume, Stopped};
+use progress::{now, with_progress};
+pub use progress::{progress_of, Progress, PromotionPhase, ANNOTATION};
 
 /// One step, as Argo Rollouts' `canary.steps`.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,31 +60,6 @@ pub enum OnInconclusive {
     Pause,
     /// Roll back.
     Rollback,
-}
-
-/// Progress recorded on the VirtualService.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Progress {
-    /// Identifies the promotion (same command → same id).
-    pub id: String,
-    /// `progressing`, `paused`, `promoted` or `rolled_back`.
-    pub phase: String,
-    /// Index of the last step started.
-    pub step: usize,
-    /// Steps whose analysis passed, up to and including this index (`-1`: none).
-    pub analyzed_through: i64,
-    /// Canary weight set.
-    pub weight: u32,
-    /// When the promotion started (RFC 3339).
-    pub started_at: String,
-    /// Last update (RFC 3339).
-    pub updated_at: String,
-    /// Phase of each analysis so far, oldest first.
-    pub verdicts: Vec<String>,
-    /// When the current weight was set (RFC 3339): the start of the analyses that follow it,
-    /// so a resumed promotion judges the same sequence of steps, not a new one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub weight_set_at: Option<String>,
 }
 
 /// How a promotion ended.
@@ -224,30 +203,6 @@ pub struct Report {
     pub judge_budget_share: Option<f64>,
 }
 
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339()
-}
-
-/// Read the recorded progress, if any.
-pub fn progress_of(vs: &Value) -> Option<Progress> {
-    vs.pointer("/metadata/annotations")
-        .and_then(|a| a.get(ANNOTATION))
-        .and_then(Value::as_str)
-        .and_then(|s| serde_json::from_str(s).ok())
-}
-
-fn with_progress(mut vs: Value, p: &Progress) -> Value {
-    let text = serde_json::to_string(p).unwrap_or_default();
-    if !vs["metadata"].is_object() {
-        vs["metadata"] = Value::Object(Default::default());
-    }
-    if !vs["metadata"]["annotations"].is_object() {
-        vs["metadata"]["annotations"] = Value::Object(Default::default());
-    }
-    vs["metadata"]["annotations"][ANNOTATION] = Value::String(text);
-    vs
-}
-
 /// `metrics` with each Judge's anytime-valid budget multiplied by `share`.
 pub fn with_budget_share(metrics: &[ResolvedMetric], share: f64) -> Vec<ResolvedMetric> {
     metrics
@@ -339,9 +294,7 @@ impl Promotion {
 
     /// Roll back to 0 % (retried by the applier until it sticks or its deadline passes).
     async fn rollback(&self, p: &mut Progress) -> Outcome {
-        p.phase = "rolled_back".into();
-        p.weight = 0;
-        p.updated_at = now();
+        p.rolled_back();
         match self.record(Some(0), p).await {
             Ok(()) => Outcome::RolledBack,
             Err(e) => {
@@ -351,17 +304,17 @@ impl Promotion {
         }
     }
 
-    fn fresh(&self) -> Progress {
-        Progress {
-            id: self.id.clone(),
-            phase: "progressing".into(),
-            step: 0,
-            analyzed_through: -1,
-            weight: 0,
-            started_at: now(),
-            updated_at: now(),
-            verdicts: Vec::new(),
-            weight_set_at: None,
+    fn rules(&self) -> machine::Rules {
+        machine::Rules {
+            on_inconclusive: self.on_inconclusive,
+            pause_on_signal: false,
+            watch: if self.background.is_some() {
+                self.watch
+            } else {
+                Duration::ZERO
+            },
+            analysis_has_metrics: self.analyses.iter().map(|m| !m.is_empty()).collect(),
+            recording_failed: None,
         }
     }
 
@@ -389,32 +342,26 @@ impl Promotion {
             Err(e) => return run.finish(Outcome::Error, e.to_string(), 0),
         };
         let recorded = progress_of(&current).filter(|p| p.id == self.id);
-        if let Some(r) = &recorded {
-            match r.phase.as_str() {
-                "promoted" => {
-                    let reason = "already promoted by an earlier run".to_string();
-                    return run.finish(Outcome::Promoted, reason, r.weight);
-                }
-                "rolled_back" => {
-                    let reason =
-                        "already rolled back by an earlier run; start a new promotion to try again"
-                            .to_string();
-                    return run.finish(Outcome::RolledBack, reason, r.weight);
-                }
-                _ => {}
+        let (first, resumed) = match machine::resume(recorded.as_ref()) {
+            Resume::AlreadyPromoted => {
+                let reason = "already promoted by an earlier run".to_string();
+                let weight = recorded.map_or(0, |r| r.weight);
+                return run.finish(Outcome::Promoted, reason, weight);
             }
-        }
-        let mut p = recorded.clone().unwrap_or_else(|| self.fresh());
-        // The recorded step's weight is live, and an analysis is recorded only once passed:
-        // resume right after the later of the two, so every analysis after it runs again.
-        let first = match &recorded {
-            Some(r) => (r.step as i64).max(r.analyzed_through) as usize + 1,
-            None => 0,
+            Resume::AlreadyRolledBack => {
+                let reason =
+                    "already rolled back by an earlier run; start a new promotion to try again"
+                        .to_string();
+                let weight = recorded.map_or(0, |r| r.weight);
+                return run.finish(Outcome::RolledBack, reason, weight);
+            }
+            Resume::From { step, resumed } => (step, resumed),
         };
-        p.phase = "progressing".into();
+        let mut p = recorded.unwrap_or_else(|| Progress::fresh(&self.id));
+        p.phase = PromotionPhase::Progressing;
         run.emit(Event::Started {
             id: self.id.clone(),
-            resumed_at_step: recorded.as_ref().map(|_| first),
+            resumed_at_step: resumed.then_some(first),
         });
 
         // What can stop the promotion between its own decisions: a signal, or the background
@@ -423,194 +370,155 @@ impl Promotion {
         let finished_background = std::cell::RefCell::new(Vec::new());
         let stop = async {
             tokio::select! {
-                _ = interrupt => Stop::Signal,
-                r = self.background_verdict(step_rx, &finished_background) => Stop::Background(Box::new(r)),
+                _ = interrupt => None,
+                r = self.background_verdict(step_rx, &finished_background) => Some(Box::new(r)),
             }
         };
         tokio::pin!(stop);
-        let cause: std::cell::Cell<Option<Stop>> = std::cell::Cell::new(None);
-
-        for i in first..self.steps.len() {
-            step_tx.send_replace(i);
-            let step = &self.steps[i];
-            let (describe, weight_after, expected) = match step {
-                Step::SetWeight(w) => (format!("setWeight {w}"), *w, None),
-                Step::Pause(Some(d)) => (
-                    format!("pause {}", humantime::format_duration(*d)),
-                    p.weight,
-                    Some(d.as_secs_f64()),
-                ),
-                Step::Pause(None) => ("pause (until resumed)".to_string(), p.weight, None),
-                Step::Analysis(a) => (
-                    "analysis".to_string(),
-                    p.weight,
-                    self.analyses
-                        .get(*a)
-                        .and_then(|m| expected_duration(m, self.analysis_once)),
-                ),
-            };
-            run.emit(Event::Step {
-                index: i,
-                step: describe,
-                weight: weight_after,
-                expected_seconds: expected,
-            });
-            match step {
-                Step::SetWeight(w) => {
-                    if let Some(why) = self.recording.failed() {
-                        let reason = format!(
-                            "stopped before setting weight {w}: the audit ledger cannot record \
-                             this promotion ({why}); traffic is left as it was — rerun the same \
-                             command to resume once the ledger is back"
-                        );
-                        return run.finish(Outcome::Error, reason, p.weight);
-                    }
-                    p.step = i;
-                    p.weight = *w;
-                    p.updated_at = now();
-                    p.weight_set_at = Some(p.updated_at.clone());
-                    if let Err(e) = self.record(Some(*w), &p).await {
-                        let reason = format!("could not set weight {w}: {e}");
-                        let outcome = match (self.rollback(&mut p).await, &e) {
-                            (Outcome::RolledBack, ApplyError::Traffic(_)) => Outcome::RolledBack,
-                            _ => Outcome::Error,
-                        };
-                        run.emit(Event::RolledBack {
-                            reason: reason.clone(),
-                        });
-                        return run.finish(outcome, reason, p.weight);
-                    }
-                }
-                Step::Pause(None) => {
-                    // Argo's indefinite pause: stop here; the next run continues after it.
-                    p.step = i;
-                    p.phase = "paused".into();
-                    p.updated_at = now();
-                    let reason = format!(
-                        "paused at step {i} until resumed: run the same command again to continue"
-                    );
-                    if let Err(e) = self.record(None, &p).await {
-                        let reason = format!("could not record the pause: {e}");
-                        return run.finish(Outcome::Error, reason, p.weight);
-                    }
-                    run.emit(Event::Paused {
-                        reason: reason.clone(),
+        let mut rules = self.rules();
+        rules.pause_on_signal = pause_on_interrupt;
+        let mut index = first;
+        let mut last = Last::Start;
+        loop {
+            rules.recording_failed = self.recording.failed();
+            if last == Last::Start {
+                if let Some(step) = self.steps.get(index) {
+                    step_tx.send_replace(index);
+                    let expected = match step {
+                        Step::Analysis(a) => self
+                            .analyses
+                            .get(*a)
+                            .and_then(|m| expected_duration(m, self.analysis_once)),
+                        _ => None,
+                    };
+                    let (step, weight, expected_seconds) =
+                        machine::describe(step, p.weight, expected);
+                    run.emit(Event::Step {
+                        index,
+                        step,
+                        weight,
+                        expected_seconds,
                     });
-                    return run.finish(Outcome::Paused, reason, p.weight);
                 }
-                Step::Pause(Some(d)) => {
-                    let stopped = tokio::select! {
-                        _ = tokio::time::sleep(*d) => None,
-                        c = &mut stop => Some(c),
-                    };
-                    if let Some(c) = stopped {
-                        return run.stopped(&mut p, c, i, pause_on_interrupt).await;
+            }
+            last = match machine::decide(&p, &self.steps, index, &last, &rules) {
+                Action::Next => {
+                    index += 1;
+                    Last::Start
+                }
+                Action::SetWeight(w) => {
+                    p.weight_set(index, w);
+                    match self.record(Some(w), &p).await {
+                        Ok(()) => Last::WeightSet,
+                        Err(e) => Last::WeightNotSet {
+                            traffic: matches!(e, ApplyError::Traffic(_)),
+                            error: e.to_string(),
+                        },
                     }
                 }
-                Step::Analysis(a) => {
-                    let metrics = match self.analyses.get(*a) {
-                        Some(m) if !m.is_empty() => m,
-                        _ => continue,
-                    };
-                    let since = p
-                        .weight_set_at
-                        .as_deref()
-                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                        .map(|t| t.with_timezone(&chrono::Utc));
-                    let options = RunOptions {
-                        once: self.analysis_once,
-                        since,
-                        ..RunOptions::default()
-                    };
-                    let metrics = for_step(metrics, self.judge_budget_share(), p.weight);
+                Action::Wait(d) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(d) => Last::Waited,
+                        c = &mut stop => run.stopped(c, index, &mut p.verdicts),
+                    }
+                }
+                Action::Watch(d) => {
+                    step_tx.send_replace(index);
+                    run.emit(Event::Step {
+                        index,
+                        step: format!("watch {}", humantime::format_duration(d)),
+                        weight: p.weight,
+                        expected_seconds: Some(d.as_secs_f64()),
+                    });
+                    tokio::select! {
+                        _ = tokio::time::sleep(d) => Last::Waited,
+                        c = &mut stop => run.stopped(c, index, &mut p.verdicts),
+                    }
+                }
+                Action::Analyze(a) => {
+                    let cause = std::cell::Cell::new(None);
                     let report = {
-                        let stop = async {
-                            cause.set(Some((&mut stop).await));
-                        };
-                        analysis::run(&metrics, &self.sources, options, stop, &mut |_| {}).await
+                        let stop = async { cause.set(Some((&mut stop).await)) };
+                        self.analyze(a, &p, stop).await
                     };
-                    if let Some(c) = cause.take() {
-                        run.analyses.push(report);
-                        return run.stopped(&mut p, c, i, pause_on_interrupt).await;
-                    }
-                    let phase = report.phase;
-                    let message = report.message.clone();
-                    run.analyses.push(report);
-                    run.emit(Event::Analysis {
-                        index: i,
-                        background: false,
-                        phase,
-                        message: message.clone(),
-                    });
-                    p.verdicts.push(phase.to_string());
-                    match phase {
-                        Phase::Successful => {
-                            p.step = i;
-                            p.analyzed_through = i as i64;
-                            p.updated_at = now();
-                            if let Err(e) = self.record(None, &p).await {
-                                let reason = format!("could not record progress: {e}");
-                                self.rollback(&mut p).await;
-                                run.emit(Event::RolledBack {
-                                    reason: reason.clone(),
-                                });
-                                return run.finish(Outcome::Error, reason, p.weight);
-                            }
+                    match cause.take() {
+                        Some(c) => {
+                            run.analyses.push(report);
+                            run.stopped(c, index, &mut p.verdicts)
                         }
-                        Phase::Inconclusive if self.on_inconclusive == OnInconclusive::Pause => {
-                            p.phase = "paused".into();
-                            p.updated_at = now();
-                            let reason = format!("analysis Inconclusive at step {i}: {message}");
-                            let _ = self.record(None, &p).await;
+                        None => run.analyzed(report, index, &mut p.verdicts),
+                    }
+                }
+                Action::RecordPass => {
+                    p.passed(index);
+                    match self.record(None, &p).await {
+                        Ok(()) => Last::PassRecorded,
+                        Err(e) => Last::PassNotRecorded(e.to_string()),
+                    }
+                }
+                Action::Promote => {
+                    run.analyses.append(&mut finished_background.borrow_mut());
+                    p.enter(PromotionPhase::Promoted);
+                    match self.record(None, &p).await {
+                        Ok(()) => {
+                            let weight = p.weight;
+                            run.emit(Event::Promoted { weight });
+                            let reason = format!("every step passed; canary at {weight} %");
+                            return run.finish(Outcome::Promoted, reason, weight);
+                        }
+                        Err(e) => Last::PromotionNotRecorded(e.to_string()),
+                    }
+                }
+                Action::Pause {
+                    reason,
+                    at_step,
+                    must_record,
+                } => {
+                    if at_step {
+                        p.step = index;
+                    }
+                    p.enter(PromotionPhase::Paused);
+                    match self.record(None, &p).await {
+                        Err(e) if must_record => Last::PauseNotRecorded(e.to_string()),
+                        _ => {
                             run.emit(Event::Paused {
                                 reason: reason.clone(),
                             });
                             return run.finish(Outcome::Paused, reason, p.weight);
                         }
-                        _ => {
-                            let reason = format!("analysis {phase} at step {i}: {message}");
-                            let outcome = self.rollback(&mut p).await;
-                            run.emit(Event::RolledBack {
-                                reason: reason.clone(),
-                            });
-                            return run.finish(outcome, reason, p.weight);
-                        }
                     }
                 }
-            }
-        }
-        let last = self.steps.len();
-        if self.background.is_some() && !self.watch.is_zero() {
-            // The post-promotion watch: the background analysis keeps judging at full weight.
-            step_tx.send_replace(last);
-            run.emit(Event::Step {
-                index: last,
-                step: format!("watch {}", humantime::format_duration(self.watch)),
-                weight: p.weight,
-                expected_seconds: Some(self.watch.as_secs_f64()),
-            });
-            let stopped = tokio::select! {
-                _ = tokio::time::sleep(self.watch) => None,
-                c = &mut stop => Some(c),
+                Action::Rollback { reason, outcome } => {
+                    let outcome = match self.rollback(&mut p).await {
+                        Outcome::RolledBack => outcome,
+                        _ => Outcome::Error,
+                    };
+                    run.emit(Event::RolledBack {
+                        reason: reason.clone(),
+                    });
+                    return run.finish(outcome, reason, p.weight);
+                }
+                Action::End { outcome, reason } => return run.finish(outcome, reason, p.weight),
             };
-            if let Some(c) = stopped {
-                return run.stopped(&mut p, c, last, pause_on_interrupt).await;
-            }
         }
-        run.analyses.append(&mut finished_background.borrow_mut());
-        p.phase = "promoted".into();
-        p.updated_at = now();
-        let weight = p.weight;
-        if let Err(e) = self.record(None, &p).await {
-            let reason = format!("promoted, but could not record it: {e}");
-            return run.finish(Outcome::Error, reason, weight);
-        }
-        run.emit(Event::Promoted { weight });
-        run.finish(
-            Outcome::Promoted,
-            format!("every step passed; canary at {weight} %"),
-            weight,
-        )
+    }
+
+    /// Run analysis `a` from when the current weight was set, at that weight, until it ends
+    /// or `stop` resolves.
+    async fn analyze(&self, a: usize, p: &Progress, stop: impl Future<Output = ()>) -> RunReport {
+        let since = p
+            .weight_set_at
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc));
+        let options = RunOptions {
+            once: self.analysis_once,
+            since,
+            ..RunOptions::default()
+        };
+        let metrics = self.analyses.get(a).map_or(&[][..], Vec::as_slice);
+        let metrics = for_step(metrics, self.judge_budget_share(), p.weight);
+        analysis::run(&metrics, &self.sources, options, stop, &mut |_| {}).await
     }
 
     /// Resolves with the background analysis' report when it ends in anything but
@@ -650,7 +558,7 @@ impl Promotion {
         let mut p = current
             .as_ref()
             .and_then(progress_of)
-            .unwrap_or_else(|| self.fresh());
+            .unwrap_or_else(|| Progress::fresh(&self.id));
         let outcome = self.rollback(&mut p).await;
         let reason = "aborted by --abort".to_string();
         Report {
@@ -696,71 +604,42 @@ impl Run<'_> {
         }
     }
 
-    /// The promotion was stopped from outside its steps: by a signal (roll back, or pause
-    /// when asked) or by the background analysis (its verdict decides).
-    async fn stopped(mut self, p: &mut Progress, cause: Stop, index: usize, pause: bool) -> Report {
-        match cause {
-            Stop::Signal => self.interrupted(p, pause).await,
-            Stop::Background(report) => {
-                let phase = report.phase;
-                let message = report.message.clone();
-                self.analyses.push(*report);
-                self.emit(Event::Analysis {
-                    index,
-                    background: true,
-                    phase,
-                    message: message.clone(),
-                });
-                p.verdicts.push(format!("background {phase}"));
-                if phase == Phase::Inconclusive
-                    && self.promotion.on_inconclusive == OnInconclusive::Pause
-                {
-                    p.phase = "paused".into();
-                    p.updated_at = now();
-                    let _ = self.promotion.record(None, p).await;
-                    let reason = format!("background analysis Inconclusive: {message}");
-                    self.emit(Event::Paused {
-                        reason: reason.clone(),
-                    });
-                    let w = p.weight;
-                    return self.finish(Outcome::Paused, reason, w);
-                }
-                let reason = format!("background analysis {phase}: {message}");
-                let outcome = self.promotion.rollback(p).await;
-                self.emit(Event::RolledBack {
-                    reason: reason.clone(),
-                });
-                self.finish(outcome, reason, 0)
-            }
-        }
+    /// The step's analysis ended: its report, an event, a verdict.
+    fn analyzed(&mut self, report: RunReport, index: usize, verdicts: &mut Vec<String>) -> Last {
+        let (phase, message) = (report.phase, report.message.clone());
+        self.analyses.push(report);
+        self.emit(Event::Analysis {
+            index,
+            background: false,
+            phase,
+            message: message.clone(),
+        });
+        verdicts.push(phase.to_string());
+        Last::Analyzed { phase, message }
     }
 
-    async fn interrupted(mut self, p: &mut Progress, pause: bool) -> Report {
-        if pause {
-            p.phase = "paused".into();
-            p.updated_at = now();
-            let _ = self.promotion.record(None, p).await;
-            let reason = "interrupted: left paused at the current weight".to_string();
-            self.emit(Event::Paused {
-                reason: reason.clone(),
-            });
-            let w = p.weight;
-            self.finish(Outcome::Paused, reason, w)
-        } else {
-            let reason = "interrupted: rolled back".to_string();
-            let outcome = self.promotion.rollback(p).await;
-            self.emit(Event::RolledBack {
-                reason: reason.clone(),
-            });
-            self.finish(outcome, reason, 0)
-        }
+    /// What stopped step `index` from outside: a signal (`None`), or the background
+    /// analysis ending — then its report, an event, a verdict.
+    fn stopped(
+        &mut self,
+        background: Option<Box<RunReport>>,
+        index: usize,
+        verdicts: &mut Vec<String>,
+    ) -> Last {
+        let Some(report) = background else {
+            return Last::Stopped(Stopped::Signal);
+        };
+        let (phase, message) = (report.phase, report.message.clone());
+        self.analyses.push(*report);
+        self.emit(Event::Analysis {
+            index,
+            background: true,
+            phase,
+            message: message.clone(),
+        });
+        verdicts.push(format!("background {phase}"));
+        Last::Stopped(Stopped::Background { phase, message })
     }
-}
-
-/// What stopped a promotion from outside its steps.
-enum Stop {
-    Signal,
-    Background(Box<RunReport>),
 }
 
 /// How long an analysis should take, when every metric has a `count` (or `once`).
