@@ -247,6 +247,9 @@ pub fn run(a: &ServeArgs) -> Result<Exit, CliError> {
             .local_addr()
             .map_err(|e| CliError::usage(e.to_string()))?;
         let scheme = if tls.is_some() { "https" } else { "http" };
+        // The handlers go in before the address is announced: a SIGTERM sent as soon as the
+        // line appears (a pod stopped while it starts) drains instead of killing.
+        let shutdown = shutdown_signal();
         eprintln!(
             "canary serve listening on {addr} ({scheme}, {} judges)",
             state.specs().names().len()
@@ -256,9 +259,9 @@ pub fn run(a: &ServeArgs) -> Result<Exit, CliError> {
         let drain = a.deadline + Duration::from_secs(2);
         let served = match tls {
             Some(config) => {
-                server::serve_tls(listener, state, config, drain, shutdown_signal()).await
+                server::serve_tls(listener, state, config, drain, shutdown).await
             }
-            None => server::serve(listener, state, drain, shutdown_signal()).await,
+            None => server::serve(listener, state, drain, shutdown).await,
         };
         served.map_err(|e| CliError::infrastructure(format!("server failed: {e}")))?;
         eprintln!("canary serve: drained, exiting");
