@@ -473,7 +473,7 @@ fn prometheus_path_agrees() {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect();
-            let judge = canary_engine::template::argo::JudgeProvider {
+            let judge = canary_engine::template::JudgeProvider {
                 spec: std::sync::Arc::new(v2.clone()),
                 args: args.clone(),
             };

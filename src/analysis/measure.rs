@@ -13,19 +13,21 @@ use super::result::Measurement;
 use super::Phase;
 use crate::condition::{self, JsonPath};
 use crate::source::{history, PromQuery, Range, Sources, WebRequest};
-use crate::template::argo::{parse_duration, JudgeProvider, Metric, PrometheusMetric, WebMetric};
+use crate::template::argo::{parse_duration, Metric, PrometheusMetric, WebMetric};
+use crate::template::{JudgeProvider, ResolvedMetric};
 
 /// Take one measurement of `metric`, now — or, in a backtest, as it would have been taken
 /// at `at` (queries evaluated at that time; `now()` in a `rangeQuery` is `at`). `since` is
 /// the analysis's start for Judge metrics.
 pub async fn measure(
-    metric: &Metric,
+    resolved: &ResolvedMetric,
     sources: &Sources,
     at: Option<DateTime<Utc>>,
     since: Option<DateTime<Utc>>,
 ) -> Measurement {
     let stamp = || at.unwrap_or_else(Utc::now).to_rfc3339();
     let started_at = stamp();
+    let metric = &resolved.metric;
     let outcome = if let Some(p) = &metric.provider.prometheus {
         prometheus(metric, p, sources, at).await
     } else if let Some(w) = &metric.provider.web {
@@ -38,7 +40,7 @@ pub async fn measure(
                     .to_string(),
             ),
         }
-    } else if let Some(j) = &metric.provider.judge {
+    } else if let Some(j) = &resolved.judge {
         judged(metric, j, sources, at, since).await
     } else {
         Err("no supported provider".to_string())

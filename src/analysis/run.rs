@@ -148,11 +148,11 @@ where
         };
         if !due.is_empty() {
             // Due measurements run concurrently, as Argo runs them in parallel goroutines.
-            let taken =
-                join_all(due.iter().map(|&i| {
-                    measure(&states[i].spec.metric, sources, clock.wall(), options.since)
-                }))
-                .await;
+            let taken = join_all(
+                due.iter()
+                    .map(|&i| measure(&states[i].spec, sources, clock.wall(), options.since)),
+            )
+            .await;
             let finished = clock.now();
             for (i, m) in due.into_iter().zip(taken) {
                 let st = &mut states[i];

@@ -17,8 +17,7 @@ use crate::analysis::{self, RunOptions, RunReport};
 use crate::judging::{self, JudgeOptions, Judgement};
 use crate::source::history::{align_down, History, HistoryStats};
 use crate::source::Sources;
-use crate::template::argo::JudgeProvider;
-use crate::template::ResolvedMetric;
+use crate::template::{JudgeProvider, ResolvedMetric};
 
 /// What is replayed.
 #[derive(Debug, Clone)]
@@ -34,7 +33,7 @@ impl Subject {
     /// anything else as an Argo analysis.
     pub fn of(metrics: Vec<ResolvedMetric>) -> Subject {
         if let [only] = metrics.as_slice() {
-            if let Some(j) = &only.metric.provider.judge {
+            if let Some(j) = &only.judge {
                 return Subject::Judge(j.clone());
             }
         }
@@ -183,14 +182,14 @@ fn grid_of(subject: &Subject, every: Duration) -> (Duration, Duration) {
     match subject {
         Subject::Judge(j) => judge(&j.spec, &mut g, &mut lookback),
         Subject::Analysis(metrics) => {
-            for m in metrics {
-                let m = &m.metric;
+            for resolved in metrics {
+                let m = &resolved.metric;
                 for d in [m.interval(), m.initial_delay()].into_iter().flatten() {
                     if d.as_secs() > 0 {
                         g = gcd(g, d.as_secs());
                     }
                 }
-                if let Some(j) = &m.provider.judge {
+                if let Some(j) = &resolved.judge {
                     judge(&j.spec, &mut g, &mut lookback);
                 }
                 if let Some(p) = &m.provider.prometheus {

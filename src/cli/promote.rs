@@ -865,7 +865,7 @@ async fn gate(
         .iter()
         .flatten()
         .chain(promotion.background.iter().flat_map(|b| &b.metrics))
-        .filter_map(|m| m.metric.provider.judge.as_ref())
+        .filter_map(|m| m.judge.as_ref())
         .filter(|j| !j.spec.slos.is_empty());
     let mut budgets = Vec::new();
     let mut seen = std::collections::BTreeSet::new();

@@ -209,7 +209,7 @@ pub fn with_budget_share(metrics: &[ResolvedMetric], share: f64) -> Vec<Resolved
         .iter()
         .map(|m| {
             let mut m = m.clone();
-            if let Some(j) = &mut m.metric.provider.judge {
+            if let Some(j) = &mut m.judge {
                 j.spec = std::sync::Arc::new(j.spec.with_budget_share(share));
             }
             m
@@ -226,7 +226,7 @@ pub const WEIGHT_ARG: &str = "canary_weight";
 fn for_step(metrics: &[ResolvedMetric], share: f64, weight: u32) -> Vec<ResolvedMetric> {
     let mut out = with_budget_share(metrics, share);
     for m in &mut out {
-        if let Some(j) = &mut m.metric.provider.judge {
+        if let Some(j) = &mut m.judge {
             if j.spec.args.iter().any(|(name, _)| name == WEIGHT_ARG) {
                 j.args.insert(WEIGHT_ARG.to_string(), weight.to_string());
             }
@@ -253,7 +253,7 @@ pub fn budget_share(
 }
 
 fn has_judge(metrics: &[ResolvedMetric]) -> bool {
-    metrics.iter().any(|m| m.metric.provider.judge.is_some())
+    metrics.iter().any(|m| m.judge.is_some())
 }
 
 impl Promotion {
@@ -723,8 +723,8 @@ mod tests {
 
         let scaled = with_budget_share(&analyses[0], 1.0 / 3.0);
         let (before, after) = (
-            analyses[0][0].metric.provider.judge.as_ref().unwrap(),
-            scaled[0].metric.provider.judge.as_ref().unwrap(),
+            analyses[0][0].judge.as_ref().unwrap(),
+            scaled[0].judge.as_ref().unwrap(),
         );
         for (b, a) in before.spec.metrics.iter().zip(&after.spec.metrics) {
             let (b, a) = (b.config.budget(), a.config.budget());

@@ -120,20 +120,6 @@ pub struct Provider {
     /// Every other provider Argo knows, kept only to name it in an error.
     #[serde(flatten)]
     pub other: serde_json::Map<String, Value>,
-    /// A canary-engine Judge spec run in-process (set by the engine for `kind: Judge` files,
-    /// never read from an AnalysisTemplate).
-    #[serde(skip)]
-    pub judge: Option<JudgeProvider>,
-}
-
-/// A Judge spec run as a metric: each measurement is one judgement over the spec's window;
-/// the result is `{verdict, score, reasons}`.
-#[derive(Debug, Clone)]
-pub struct JudgeProvider {
-    /// The spec.
-    pub spec: std::sync::Arc<super::judge_spec::JudgeSpec>,
-    /// Its args, resolved.
-    pub args: std::collections::BTreeMap<String, String>,
 }
 
 /// `provider.prometheus`.

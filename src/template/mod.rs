@@ -79,11 +79,24 @@ impl Template {
     }
 }
 
+/// A Judge spec run as a metric: each measurement is one judgement over the spec's window;
+/// the result is `{verdict, score, reasons}`.
+#[derive(Debug, Clone)]
+pub struct JudgeProvider {
+    /// The spec.
+    pub spec: std::sync::Arc<judge_spec::JudgeSpec>,
+    /// Its args, resolved.
+    pub args: BTreeMap<String, String>,
+}
+
 /// One metric ready to run.
 #[derive(Debug, Clone)]
 pub struct ResolvedMetric {
     /// The metric with args substituted.
     pub metric: Metric,
+    /// A Judge spec measured in-process in place of an Argo provider (for `kind: Judge`
+    /// files; the metric's own `provider` is then empty).
+    pub judge: Option<JudgeProvider>,
     /// Whether a `dryRun` rule matches it (reported, but does not decide the run).
     pub dry_run: bool,
     /// Template name it came from.
@@ -251,17 +264,15 @@ pub fn judge_metric(
         inconclusive_limit: every.map(|_| i64::MAX),
         consecutive_error_limit: None,
         consecutive_success_limit: None,
-        provider: argo::Provider {
-            judge: Some(argo::JudgeProvider {
-                spec: std::sync::Arc::new(spec),
-                args,
-            }),
-            ..Default::default()
-        },
+        provider: argo::Provider::default(),
     };
     ResolvedMetric {
         template: format!("Judge/{}", metric.name),
         metric,
+        judge: Some(JudgeProvider {
+            spec: std::sync::Arc::new(spec),
+            args,
+        }),
         dry_run: false,
     }
 }
@@ -471,6 +482,7 @@ pub fn resolve(
             }
             out.push(ResolvedMetric {
                 metric,
+                judge: None,
                 dry_run: false,
                 template: t.name.clone(),
             });
