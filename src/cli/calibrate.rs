@@ -93,7 +93,7 @@ pub fn run(a: &CalibrateArgs) -> Result<Exit, CliError> {
     }
     let metrics = load_metrics(std::slice::from_ref(&a.judge), &given, None)?;
     let spec = match metrics.as_slice() {
-        [m] => m.metric.provider.judge.clone(),
+        [m] => m.judge.clone(),
         _ => None,
     }
     .ok_or_else(|| {
@@ -227,9 +227,9 @@ pub fn render(c: &Calibration) -> String {
             ),
             format!(
                 "{} → {}",
-                crate::judge::classify::num(m.effect),
+                crate::judge::words::readable(m.effect),
                 m.recommended_effect
-                    .map(crate::judge::classify::num)
+                    .map(crate::judge::words::readable)
                     .unwrap_or_else(|| "none in range".into())
             ),
             format!(

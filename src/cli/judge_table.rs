@@ -4,7 +4,7 @@ use crate::judge::MetricJudgement;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, Table};
 
 fn opt(v: Option<f64>) -> String {
-    v.map_or_else(|| "—".to_string(), crate::judge::classify::num)
+    v.map_or_else(|| "—".to_string(), crate::judge::words::readable)
 }
 
 /// Renders the judgement as a verdict line, the reasons, and a table of the numbers.
@@ -37,12 +37,12 @@ pub fn render(j: &MetricJudgement) -> String {
     if let Some(mw) = &j.mann_whitney {
         t.add_row(vec![
             "Mann-Whitney U".into(),
-            crate::judge::classify::num(mw.u),
+            crate::judge::words::readable(mw.u),
         ]);
         t.add_row(vec!["p-value".into(), opt(mw.p_value)]);
         t.add_row(vec![
             "shift estimate (Hodges-Lehmann)".into(),
-            crate::judge::classify::num(mw.estimate),
+            crate::judge::words::readable(mw.estimate),
         ]);
         t.add_row(vec![
             "confidence interval".into(),
@@ -51,21 +51,21 @@ pub fn render(j: &MetricJudgement) -> String {
     }
     if let Some(e) = &j.effect_size {
         t.add_row(vec!["mean ratio".into(), opt(e.mean_ratio)]);
-        t.add_row(vec!["CLES".into(), crate::judge::classify::num(e.cles)]);
+        t.add_row(vec!["CLES".into(), crate::judge::words::readable(e.cles)]);
     }
     if let Some(tail) = &j.tail {
         t.add_row(vec![
             "KS D (p)".into(),
             format!(
                 "{} ({})",
-                crate::judge::classify::num(tail.ks_statistic),
-                crate::judge::classify::num(tail.ks_p_value)
+                crate::judge::words::readable(tail.ks_statistic),
+                crate::judge::words::readable(tail.ks_p_value)
             ),
         ]);
         t.add_row(vec![
             format!(
                 "p{} ratio",
-                crate::judge::classify::num(tail.quantile * 100.0)
+                crate::judge::words::readable(tail.quantile * 100.0)
             ),
             opt(tail.upper_ratio),
         ]);
@@ -73,16 +73,16 @@ pub fn render(j: &MetricJudgement) -> String {
     if let Some(c) = &j.counts {
         t.add_row(vec![
             "exact count p-value".into(),
-            crate::judge::classify::num(c.p_value),
+            crate::judge::words::readable(c.p_value),
         ]);
         t.add_row(vec![
             "anytime-valid p-value".into(),
-            crate::judge::classify::num(c.sequential_p_value),
+            crate::judge::words::readable(c.sequential_p_value),
         ]);
         t.add_row(vec!["rate ratio".into(), opt(c.rate_ratio)]);
     }
     if let Some(h) = &j.histogram {
-        let n = crate::judge::classify::num;
+        let n = crate::judge::words::readable;
         t.add_row(vec![
             "requests (canary / baseline)".into(),
             format!(
@@ -123,7 +123,7 @@ pub fn render(j: &MetricJudgement) -> String {
         }
     }
     if let Some(sh) = &j.share {
-        let n = crate::judge::classify::num;
+        let n = crate::judge::words::readable;
         t.add_row(vec![
             "canary share (expected)".into(),
             format!("{} ({})", opt(sh.observed), n(sh.expected)),

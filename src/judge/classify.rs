@@ -5,47 +5,19 @@
 //! size (kayenta#633), a tail/spread check (kayenta#780) and reasons in words (#521).
 
 use super::config::{CountTest, EffectMeasure, MetricConfig};
+use super::counts::{count_part, CountResult};
 use super::histogram::{HistogramData, HistogramResult};
+use super::part::Part;
+pub use super::part::{Classification, Evidence};
 use super::share::{ShareData, ShareResult};
-use crate::stats::counts::{exact_p_value, Counts};
+use super::words::{pct, readable};
 use crate::stats::effect::{cles, mean_ratio, quantile_ratio};
 use crate::stats::ks::ks_test;
 use crate::stats::preprocess::{clean, Cleaned};
 use crate::stats::sample::{mean, quantile_sorted};
-use crate::stats::sequential::{
-    sequential_test, sequential_test_against, totals, Interval, Mixture,
-};
+use crate::stats::sequential::Interval;
 use crate::stats::{mann_whitney, MannWhitney};
 use serde::Serialize;
-
-/// The outcome for one metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Classification {
-    /// No meaningful difference in the bad direction.
-    Pass,
-    /// The canary is significantly and materially higher.
-    High,
-    /// The canary is significantly and materially lower.
-    Low,
-    /// Not enough data to judge. Never a pass.
-    Nodata,
-    /// The data could not be obtained (set by the caller for failed queries).
-    Error,
-}
-
-impl Classification {
-    /// Lower-case name as printed.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Classification::Pass => "pass",
-            Classification::High => "high",
-            Classification::Low => "low",
-            Classification::Nodata => "nodata",
-            Classification::Error => "error",
-        }
-    }
-}
 
 /// The data of one metric: time-series samples, counts, or both.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -85,30 +57,6 @@ pub struct TailCheck {
     /// Canary / baseline at `1 − quantile`.
     pub lower_ratio: Option<f64>,
     /// What the check concluded on its own.
-    pub classification: Classification,
-}
-
-/// The count comparison.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct CountResult {
-    /// Exact one-sided conditional binomial p-value (one look).
-    pub p_value: f64,
-    /// Always-valid p-value of the mixture sequential test.
-    pub sequential_p_value: f64,
-    /// Which of the two decided.
-    pub decided_by: CountTest,
-    /// Canary bad/total over all intervals.
-    pub canary: Counts,
-    /// Baseline bad/total over all intervals.
-    pub baseline: Counts,
-    /// Canary rate / baseline rate; null when undefined (no bad events anywhere).
-    pub rate_ratio: Option<f64>,
-    /// Always-valid p-value of the mirror test: "the rate ratio is at least the tolerated
-    /// one"; small means that regression is ruled out.
-    pub cleared_p_value: f64,
-    /// The tolerated rate ratio the mirror test rules out.
-    pub tolerated_ratio: f64,
-    /// What the count test concluded on its own.
     pub classification: Classification,
 }
 
@@ -175,106 +123,6 @@ pub struct MetricJudgement {
     pub cleared: bool,
 }
 
-/// An anytime-valid test's evidence over every look since the analysis started.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Evidence {
-    /// Which test: `errors`, `latency shift`, `slower than 500`, `traffic share`.
-    pub test: String,
-    /// Always-valid p-value so far (it only falls as looks go on).
-    pub p_value: f64,
-    /// The e-value so far, `1 / p_value`: how many times likelier the data are under the
-    /// alternatives than under "no regression".
-    pub e_value: f64,
-    /// The e-value that decides: `1 / alpha`.
-    pub threshold: f64,
-    /// This test's share of the analysis's false-alarm budget.
-    pub alpha: f64,
-    /// How many times the evidence must still grow to decide (1 once decided).
-    pub needed: f64,
-    /// The regression the second, mirror test rules out ("error ratio ≥ 1.2"): once its
-    /// e-value reaches the same threshold, the canary is shown to be better than that.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rules_out: Option<String>,
-    /// The mirror test's e-value so far.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub clear_e_value: Option<f64>,
-    /// `decided` (the test rejected "no difference": with the effect past its threshold, the
-    /// metric fails), `cleared` (the mirror test rejected: a regression as large as the
-    /// tolerated one is ruled out — an early pass, even when a smaller difference is
-    /// significant) or `not_yet`.
-    pub state: &'static str,
-}
-
-impl Evidence {
-    /// Evidence of a test from its always-valid p-value and its budget.
-    pub fn new(test: impl Into<String>, p_value: f64, alpha: f64) -> Evidence {
-        let e = e_value_of(p_value);
-        let threshold = 1.0 / alpha;
-        let decided = p_value < alpha;
-        Evidence {
-            test: test.into(),
-            p_value,
-            e_value: e,
-            threshold,
-            alpha,
-            needed: if decided { 1.0 } else { threshold / e },
-            rules_out: None,
-            clear_e_value: None,
-            state: if decided { "decided" } else { "not_yet" },
-        }
-    }
-
-    /// Adds the mirror test that rules `regression` out, from its always-valid p-value.
-    pub fn clearing(mut self, regression: impl Into<String>, p_value: f64) -> Evidence {
-        let e = e_value_of(p_value);
-        self.rules_out = Some(regression.into());
-        self.clear_e_value = Some(e);
-        // Cleared also when the regression test rejected "no difference": a canary shown to
-        // be worse by *less* than the tolerated effect passes, and that pass is decided.
-        if p_value < self.alpha {
-            self.state = "cleared";
-            self.needed = 1.0;
-        }
-        self
-    }
-
-    /// The regression this test looks for is ruled out.
-    pub fn is_cleared(&self) -> bool {
-        self.state == "cleared"
-    }
-}
-
-/// `1 / p`, finite even when the p-value underflows to 0 (JSON has no infinity).
-fn e_value_of(p_value: f64) -> f64 {
-    1.0 / p_value.max(f64::MIN_POSITIVE)
-}
-
-/// Four significant digits, for reasons a person reads.
-pub(crate) fn num(v: f64) -> String {
-    if !v.is_finite() {
-        return format!("{v}");
-    }
-    if v == 0.0 {
-        return "0".into();
-    }
-    let mag = v.abs().log10().floor() as i32;
-    if !(-4..6).contains(&mag) {
-        return format!("{v:.3e}");
-    }
-    let decimals = (3 - mag).max(0) as usize;
-    let s = format!("{v:.decimals$}");
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    }
-}
-
-pub(crate) fn pct(ratio: f64) -> String {
-    let p = (ratio - 1.0) * 100.0;
-    format!("{}{}%", if p >= 0.0 { "+" } else { "" }, num(p))
-}
-
 fn summary(c: &Cleaned) -> SampleSummary {
     let v = &c.values;
     let opt = |x: f64| (!v.is_empty()).then_some(x);
@@ -287,12 +135,6 @@ fn summary(c: &Cleaned) -> SampleSummary {
         median: opt(quantile_sorted(v, 0.5)),
         p90: opt(quantile_sorted(v, 0.9)),
     }
-}
-
-pub(crate) struct Part {
-    pub(crate) classification: Classification,
-    pub(crate) critical_effect: bool,
-    pub(crate) reasons: Vec<String>,
 }
 
 pub(crate) fn effect_passes(
@@ -392,7 +234,7 @@ fn judge_samples(
     }
     if x[0] == x[x.len() - 1] && y[0] == y[y.len() - 1] {
         if x[0] == y[0] {
-            reasons.push(format!("every value on both sides is {}", num(x[0])));
+            reasons.push(format!("every value on both sides is {}", readable(x[0])));
             return pass(reasons);
         }
         return constant_sides(cfg, x[0], y[0], effect);
@@ -406,13 +248,13 @@ fn judge_samples(
         }
     };
     let band = cfg.tolerance * mw.estimate.abs();
-    let conf = num(cfg.confidence * 100.0);
+    let conf = readable(cfg.confidence * 100.0);
     let shift = format!(
         "shift canary − baseline {} ({conf}% CI [{}, {}]), tolerance ±{}",
-        num(mw.estimate),
-        num(lo),
-        num(hi),
-        num(band)
+        readable(mw.estimate),
+        readable(lo),
+        readable(hi),
+        readable(band)
     );
     let measure = match cfg.effect.measure {
         EffectMeasure::MeanRatio => "mean ratio",
@@ -422,8 +264,8 @@ fn judge_samples(
         if effect_passes(cfg, effect, true, false) {
             reasons.push(format!(
                 "canary is higher: {shift}; {measure} {} (allowed {})",
-                num(effect),
-                num(cfg.effect.allowed_increase())
+                readable(effect),
+                readable(cfg.effect.allowed_increase())
             ));
             Part {
                 classification: Classification::High,
@@ -433,8 +275,8 @@ fn judge_samples(
         } else {
             reasons.push(format!(
                 "canary is significantly higher but by less than allowed: {shift}; {measure} {} < allowed {}",
-                num(effect),
-                num(cfg.effect.allowed_increase())
+                readable(effect),
+                readable(cfg.effect.allowed_increase())
             ));
             pass(reasons)
         }
@@ -442,8 +284,8 @@ fn judge_samples(
         if effect_passes(cfg, effect, false, false) {
             reasons.push(format!(
                 "canary is lower: {shift}; {measure} {} (allowed {})",
-                num(effect),
-                num(cfg.effect.allowed_decrease())
+                readable(effect),
+                readable(cfg.effect.allowed_decrease())
             ));
             Part {
                 classification: Classification::Low,
@@ -453,8 +295,8 @@ fn judge_samples(
         } else {
             reasons.push(format!(
                 "canary is significantly lower but by less than allowed: {shift}; {measure} {} > allowed {}",
-                num(effect),
-                num(cfg.effect.allowed_decrease())
+                readable(effect),
+                readable(cfg.effect.allowed_decrease())
             ));
             pass(reasons)
         }
@@ -486,10 +328,10 @@ fn judge_samples(
                 "but the distributions differ in shape: KS D = {} (p = {}), canary/baseline at \
                  the {side} quantile p{} = {} ({}) — a tail or spread regression the median \
                  does not show",
-                num(tail.ks_statistic),
-                num(tail.ks_p_value),
-                num(q * 100.0),
-                ratio.map_or("n/a".into(), num),
+                readable(tail.ks_statistic),
+                readable(tail.ks_p_value),
+                readable(q * 100.0),
+                ratio.map_or("n/a".into(), readable),
                 ratio.map_or("n/a".into(), pct),
             ));
         }
@@ -507,7 +349,11 @@ fn pass(reasons: Vec<String>) -> Part {
 
 /// Each side constant but different: no noise to test against, so the ratio decides.
 fn constant_sides(cfg: &MetricConfig, c: f64, b: f64, effect: f64) -> Part {
-    let what = format!("canary is constant at {}, baseline at {}", num(c), num(b));
+    let what = format!(
+        "canary is constant at {}, baseline at {}",
+        readable(c),
+        readable(b)
+    );
     let up = c > b;
     let flagged = if up {
         cfg.direction.flags_increase()
@@ -525,7 +371,7 @@ fn constant_sides(cfg: &MetricConfig, c: f64, b: f64, effect: f64) -> Part {
             reasons: vec![format!(
                 "{what}: a certain {} (effect {})",
                 if up { "increase" } else { "decrease" },
-                num(effect)
+                readable(effect)
             )],
         }
     } else {
@@ -565,117 +411,13 @@ fn judge_counts(cfg: &MetricConfig, intervals: &[Interval], out: &mut MetricJudg
     if cfg.count_test == CountTest::Sequential {
         out.evidence.push(
             Evidence::new("errors", result.sequential_p_value, cfg.budget()).clearing(
-                format!("error ratio ≥ {}×", num(result.tolerated_ratio)),
+                format!("error ratio ≥ {}×", readable(result.tolerated_ratio)),
                 result.cleared_p_value,
             ),
         );
     }
     out.counts = Some(result);
     part
-}
-
-/// The count tests on `intervals`: `what` names the bad events in reasons, `gate` is the
-/// rate ratio a significant increase must reach.
-pub(crate) fn count_part(
-    cfg: &MetricConfig,
-    intervals: &[Interval],
-    what: &str,
-    gate: f64,
-) -> (Part, CountResult) {
-    let (canary, baseline) = totals(intervals);
-    let exact = exact_p_value(canary, baseline);
-    let seq = sequential_test(intervals, &cfg.mixture()).p_value();
-    let tolerated = if gate.is_finite() && gate > 0.0 {
-        gate
-    } else {
-        1.0
-    };
-    let cleared =
-        sequential_test_against(intervals, &Mixture::below(tolerated), tolerated).p_value();
-    let (cr, br) = (canary.rate(), baseline.rate());
-    let rate_ratio = if br > 0.0 {
-        cr / br
-    } else if cr > 0.0 {
-        f64::INFINITY
-    } else {
-        f64::NAN
-    };
-    let (p, level) = match cfg.count_test {
-        CountTest::Sequential => (seq, cfg.budget()),
-        CountTest::Exact => (exact, 1.0 - cfg.confidence),
-    };
-    let rates = format!(
-        "canary {}/{} = {}, baseline {}/{} = {}",
-        num(canary.bad),
-        num(canary.total),
-        num(cr),
-        num(baseline.bad),
-        num(baseline.total),
-        num(br)
-    );
-    let test = match cfg.count_test {
-        CountTest::Sequential => "anytime-valid p",
-        CountTest::Exact => "exact p",
-    };
-    let mut reasons = Vec::new();
-    let mut critical_effect = false;
-    let classification = if canary.total < cfg.min_events || baseline.total < cfg.min_events {
-        reasons.push(format!(
-            "not enough requests: {rates}; each side needs min_requests = {} — nodata, never a pass",
-            num(cfg.min_events)
-        ));
-        Classification::Nodata
-    } else if p < level {
-        if rate_ratio.is_nan() || rate_ratio >= gate {
-            if cfg.effect.measure == EffectMeasure::MeanRatio {
-                critical_effect =
-                    rate_ratio.is_nan() || rate_ratio >= cfg.effect.critical_increase();
-            } else {
-                critical_effect = true;
-            }
-            reasons.push(format!(
-                "{what}: {rates}; rate ratio {} ({test} = {}, below {})",
-                num(rate_ratio),
-                num(p),
-                num(level)
-            ));
-            Classification::High
-        } else {
-            reasons.push(format!(
-                "{what}, significantly but by less than allowed: {rates}; rate ratio {} < \
-                 allowed {}",
-                num(rate_ratio),
-                num(gate)
-            ));
-            Classification::Pass
-        }
-    } else {
-        reasons.push(format!(
-            "not significantly worse: {rates} ({test} = {}, needs below {})",
-            num(p),
-            num(level)
-        ));
-        Classification::Pass
-    };
-    let result = CountResult {
-        p_value: exact,
-        sequential_p_value: seq,
-        decided_by: cfg.count_test,
-        canary,
-        baseline,
-        rate_ratio: (!rate_ratio.is_nan()).then_some(rate_ratio),
-        cleared_p_value: cleared,
-        tolerated_ratio: tolerated,
-        classification,
-    };
-    (
-        Part {
-            classification,
-            critical_effect,
-            reasons,
-        },
-        result,
-    )
 }
 
 /// Judges one metric. The configuration must have passed [`MetricConfig::validate`].
@@ -696,10 +438,14 @@ pub fn classify(cfg: &MetricConfig, data: &MetricData) -> MetricJudgement {
     };
     let mut parts = Vec::new();
     if let Some(h) = &data.histogram {
-        parts.push(super::histogram::judge_histogram(cfg, h, &mut out));
+        let (part, result) = super::histogram::judge_histogram(cfg, h, &mut out.evidence);
+        out.histogram = Some(result);
+        parts.push(part);
     }
     if let Some(sh) = &data.share {
-        parts.push(super::share::judge_share(cfg, sh, &mut out));
+        let (part, result) = super::share::judge_share(cfg, sh, &mut out.evidence);
+        out.share = Some(result);
+        parts.push(part);
     }
     if data.canary.is_some() || data.baseline.is_some() {
         let empty = Vec::new();

@@ -4,8 +4,10 @@
 
 use serde::Serialize;
 
-use super::classify::{count_part, num, pct, Classification, CountResult, MetricJudgement, Part};
 use super::config::{EffectMeasure, MetricConfig};
+use super::counts::{count_part, CountResult};
+use super::part::{Classification, Evidence, Part};
+use super::words::{pct, readable};
 use crate::stats::counts::Counts;
 use crate::stats::histogram::{
     cles_of_ratio, pooled, quantile, slow_counts, step_u, stratified_clear, stratified_test,
@@ -83,8 +85,8 @@ fn coarse(pooled: &[f64]) -> bool {
 pub(crate) fn judge_histogram(
     cfg: &MetricConfig,
     data: &HistogramData,
-    out: &mut MetricJudgement,
-) -> Part {
+    tests: &mut Vec<Evidence>,
+) -> (Part, HistogramResult) {
     let tail_enabled = cfg.tail.enabled && data.slower_than.is_some();
     let alpha = if tail_enabled {
         cfg.budget() / 2.0
@@ -126,8 +128,8 @@ pub(crate) fn judge_histogram(
     let mut reasons = Vec::new();
     let requests = format!(
         "{} canary and {} baseline requests in {} steps with both",
-        num(test.canary_requests),
-        num(test.baseline_requests),
+        readable(test.canary_requests),
+        readable(test.baseline_requests),
         test.informative_steps
     );
     let qs = quantiles
@@ -135,24 +137,24 @@ pub(crate) fn judge_histogram(
         .map(|q| {
             format!(
                 "p{} {} vs {}",
-                num(q.quantile * 100.0),
-                q.canary.map_or("n/a".into(), num),
-                q.baseline.map_or("n/a".into(), num)
+                readable(q.quantile * 100.0),
+                q.canary.map_or("n/a".into(), readable),
+                q.baseline.map_or("n/a".into(), readable)
             )
         })
         .collect::<Vec<_>>()
         .join(", ");
     let evidence = format!(
         "z = {}, e-value {} of the {} needed (anytime-valid p = {}, budget α = {})",
-        num(test.z),
-        num(test.log_e_value.exp()),
-        num(1.0 / alpha),
-        num(if cfg.direction.flags_increase() {
+        readable(test.z),
+        readable(test.log_e_value.exp()),
+        readable(1.0 / alpha),
+        readable(if cfg.direction.flags_increase() {
             test.p_value
         } else {
             test.p_value_down
         }),
-        num(alpha)
+        readable(alpha)
     );
     let mut classification = Classification::Pass;
     let mut critical_effect = false;
@@ -160,7 +162,7 @@ pub(crate) fn judge_histogram(
         reasons.push(format!(
             "not enough requests: {requests}; each side needs min_requests = {} — nodata, \
              never a pass",
-            num(cfg.min_events)
+            readable(cfg.min_events)
         ));
         classification = Classification::Nodata;
     } else {
@@ -189,15 +191,15 @@ pub(crate) fn judge_histogram(
                 reasons.push(format!(
                     "canary is {word} request by request: {evidence}; {measure} {} (allowed \
                      {}); {qs}; {requests}",
-                    num(effect),
-                    num(if up { allowed_up } else { allowed_down }),
+                    readable(effect),
+                    readable(if up { allowed_up } else { allowed_down }),
                 ));
             } else {
                 reasons.push(format!(
                     "canary is significantly {word} but by less than allowed: {measure} {} \
                      (allowed {}); {evidence}; {qs}",
-                    num(effect),
-                    num(if up { allowed_up } else { allowed_down }),
+                    readable(effect),
+                    readable(if up { allowed_up } else { allowed_down }),
                 ));
             }
         } else {
@@ -227,7 +229,7 @@ pub(crate) fn judge_histogram(
                 alpha: Some(alpha),
                 ..cfg.clone()
             };
-            let what = format!("more canary requests are slower than {}", num(t));
+            let what = format!("more canary requests are slower than {}", readable(t));
             let (part, result) =
                 count_part(&tail_cfg, &intervals, &what, cfg.tail.allowed_increase);
             if classification == Classification::Pass
@@ -243,17 +245,17 @@ pub(crate) fn judge_histogram(
             } else {
                 slow_reason = Some(format!("tail: {}", part.reasons.join("; ")));
             }
-            out.evidence.push(
-                super::classify::Evidence::new(
-                    format!("slower than {}", num(t)),
+            tests.push(
+                Evidence::new(
+                    format!("slower than {}", readable(t)),
                     result.sequential_p_value,
                     alpha,
                 )
                 .clearing(
                     format!(
                         "{}× as many requests slower than {}",
-                        num(result.tolerated_ratio),
-                        num(t)
+                        readable(result.tolerated_ratio),
+                        readable(t)
                     ),
                     result.cleared_p_value,
                 ),
@@ -268,12 +270,12 @@ pub(crate) fn judge_histogram(
         if classification == Classification::Pass && q >= cfg.tail.allowed_increase {
             reasons.push(format!(
                 "note: p99 ratio {} ({}) — set slower_than to test the tail",
-                num(q),
+                readable(q),
                 pct(q)
             ));
         }
     }
-    let shift = super::classify::Evidence::new(
+    let shift = Evidence::new(
         "latency shift",
         if cfg.direction.flags_increase() {
             test.p_value
@@ -286,7 +288,7 @@ pub(crate) fn judge_histogram(
     // looks for slower canaries alone (a two-sided one never passes early).
     let shift = if cfg.direction.flags_increase() && !cfg.direction.flags_decrease() {
         let (tolerated, what) = match cfg.effect.measure {
-            EffectMeasure::Cles => (allowed_up, format!("stratified CLES ≥ {}", num(allowed_up))),
+            EffectMeasure::Cles => (allowed_up, format!("stratified CLES ≥ {}", readable(allowed_up))),
             // Half the tolerated slow-down, in CLES: bucket counts cannot tell a ×1.1 shift
             // from a ×1.08 one, so the mirror test aims below the margin rather than at it
             // (its false-clear rate at the margin is measured in tests/realistic_traffic.rs).
@@ -296,12 +298,12 @@ pub(crate) fn judge_histogram(
                 f64::NAN,
                 format!(
                     "every request {}× slower (buckets too coarse for these latencies to rule                      it out)",
-                    num(allowed_up)
+                    readable(allowed_up)
                 ),
             ),
             EffectMeasure::MeanRatio => (
                 cles_of_ratio(&data.bounds, &pb, 1.0 + (allowed_up - 1.0) / 2.0),
-                format!("every request {}× slower", num(allowed_up)),
+                format!("every request {}× slower", readable(allowed_up)),
             ),
         };
         shift.clearing(
@@ -311,8 +313,8 @@ pub(crate) fn judge_histogram(
     } else {
         shift
     };
-    out.evidence.insert(0, shift);
-    out.histogram = Some(HistogramResult {
+    tests.insert(0, shift);
+    let result = HistogramResult {
         e_value_threshold: 1.0 / alpha,
         test,
         alpha,
@@ -320,12 +322,15 @@ pub(crate) fn judge_histogram(
         slow,
         slower_than: data.slower_than,
         classification: hist_classification,
-    });
-    Part {
-        classification,
-        critical_effect,
-        reasons,
-    }
+    };
+    (
+        Part {
+            classification,
+            critical_effect,
+            reasons,
+        },
+        result,
+    )
 }
 
 #[cfg(test)]

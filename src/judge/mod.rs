@@ -4,9 +4,12 @@
 
 pub mod classify;
 pub mod config;
+pub mod counts;
 pub mod histogram;
+pub mod part;
 pub mod score;
 pub mod share;
+pub mod words;
 
 pub use classify::{classify, Classification, MetricData, MetricJudgement};
 pub use config::{Direction, MetricConfig};

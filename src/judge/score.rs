@@ -1,7 +1,8 @@
 //! Group scoring: many metric classifications into one score and verdict (Kayenta's
 //! weighted-sum scorer, with missing data made inconclusive instead of silently dropped).
 
-use super::classify::{num, Classification};
+use super::part::Classification;
+use super::words::readable;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -206,9 +207,9 @@ pub fn score(cfg: &ScoringConfig, metrics: &[Scored]) -> Score {
             .collect();
         reasons.push(format!(
             "score {} (pass ≥ {}, marginal ≥ {}){}",
-            num(total),
-            num(cfg.pass),
-            num(cfg.marginal),
+            readable(total),
+            readable(cfg.pass),
+            readable(cfg.marginal),
             if failing.is_empty() {
                 String::new()
             } else {

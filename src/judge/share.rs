@@ -9,8 +9,9 @@
 
 use serde::Serialize;
 
-use super::classify::{num, Classification, MetricJudgement, Part};
 use super::config::MetricConfig;
+use super::part::{Classification, Evidence, Part};
+use super::words::readable;
 
 /// Per-step requests of each variant and the expected canary share.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -192,7 +193,11 @@ pub fn share_clear_steps(steps: &[(f64, f64, f64)], fraction: f64) -> f64 {
 }
 
 /// Judges the canary's share of requests.
-pub(crate) fn judge_share(cfg: &MetricConfig, data: &ShareData, out: &mut MetricJudgement) -> Part {
+pub(crate) fn judge_share(
+    cfg: &MetricConfig,
+    data: &ShareData,
+    evidence: &mut Vec<Evidence>,
+) -> (Part, ShareResult) {
     let alpha = cfg.budget();
     let canary: f64 = data.canary.iter().map(|v| v.max(0.0)).sum();
     let baseline: f64 = data.baseline.iter().map(|v| v.max(0.0)).sum();
@@ -203,17 +208,15 @@ pub(crate) fn judge_share(cfg: &MetricConfig, data: &ShareData, out: &mut Metric
     let (log_e, p) = share_test_steps(&steps);
     let allowed = cfg.effect.allowed_decrease.unwrap_or(0.5);
     let floor = allowed * data.expected;
-    out.evidence.push(
-        super::classify::Evidence::new("traffic share", p, alpha).clearing(
-            format!(
-                "a share of {}% or less ({}× its weight)",
-                num(floor * 100.0),
-                num(allowed)
-            ),
-            share_clear_steps(&steps, allowed),
+    evidence.push(Evidence::new("traffic share", p, alpha).clearing(
+        format!(
+            "a share of {}% or less ({}× its weight)",
+            readable(floor * 100.0),
+            readable(allowed)
         ),
-    );
-    out.share = Some(ShareResult {
+        share_clear_steps(&steps, allowed),
+    ));
+    let result = ShareResult {
         expected: data.expected,
         observed,
         ratio,
@@ -222,13 +225,13 @@ pub(crate) fn judge_share(cfg: &MetricConfig, data: &ShareData, out: &mut Metric
         e_value: log_e.exp(),
         p_value: p,
         alpha,
-    });
+    };
     let shares = format!(
         "canary share {} of {} requests, expected {} (ratio {})",
-        observed.map_or("n/a".into(), |o| format!("{}%", num(o * 100.0))),
-        num(total),
-        format_args!("{}%", num(data.expected * 100.0)),
-        ratio.map_or("n/a".into(), num),
+        observed.map_or("n/a".into(), |o| format!("{}%", readable(o * 100.0))),
+        readable(total),
+        format_args!("{}%", readable(data.expected * 100.0)),
+        ratio.map_or("n/a".into(), readable),
     );
     let (classification, reason) = if data.expected >= 1.0 {
         (
@@ -240,7 +243,7 @@ pub(crate) fn judge_share(cfg: &MetricConfig, data: &ShareData, out: &mut Metric
             Classification::Nodata,
             format!(
                 "not enough requests: {shares}; needs min_requests = {} — nodata, never a pass",
-                num(cfg.min_events)
+                readable(cfg.min_events)
             ),
         )
     } else if p < alpha && ratio.is_some_and(|r| r <= allowed) {
@@ -249,9 +252,9 @@ pub(crate) fn judge_share(cfg: &MetricConfig, data: &ShareData, out: &mut Metric
             format!(
                 "canary gets far less than its share (crash loop, failing readiness?): {shares}, \
                  allowed down to {}× (anytime-valid p = {}, budget α = {})",
-                num(allowed),
-                num(p),
-                num(alpha)
+                readable(allowed),
+                readable(p),
+                readable(alpha)
             ),
         )
     } else {
@@ -259,15 +262,18 @@ pub(crate) fn judge_share(cfg: &MetricConfig, data: &ShareData, out: &mut Metric
             Classification::Pass,
             format!(
                 "canary gets its share: {shares} (anytime-valid p = {})",
-                num(p)
+                readable(p)
             ),
         )
     };
-    Part {
-        classification,
-        critical_effect: classification == Classification::Low,
-        reasons: vec![reason],
-    }
+    (
+        Part {
+            classification,
+            critical_effect: classification == Classification::Low,
+            reasons: vec![reason],
+        },
+        result,
+    )
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use super::charts::outcome_colour;
 /// Four significant digits; `–` for nothing.
 pub fn num(v: Option<f64>) -> String {
     match v {
-        Some(x) => crate::judge::classify::num(x),
+        Some(x) => crate::judge::words::readable(x),
         None => "–".into(),
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::judge::classify::num;
+use crate::judge::words::readable;
 use crate::template::judge_spec::{Slo, SloScope};
 
 /// Bad and total events observed in one window (NaN when the query returned nothing).
@@ -165,7 +165,7 @@ pub fn evaluate(slo: &Slo, counts: &[(WindowCounts, WindowCounts)]) -> SloResult
         let period_h = slo.period.as_secs_f64() / 3600.0;
         let budget_per_hour = long.burn_rate.map(|b| b / period_h);
         let hours_to_exhaustion = long.burn_rate.filter(|b| *b > 0.0).map(|b| period_h / b);
-        let burn = |r: &WindowResult| r.burn_rate.map(num).unwrap_or_else(|| "n/a".into());
+        let burn = |r: &WindowResult| r.burn_rate.map(readable).unwrap_or_else(|| "n/a".into());
         match outcome {
             SloOutcome::Fail => reasons.push(format!(
                 "{}: burning {}× over {} and {}× over {} (limit {}×, {} of {} and {} of {} requests bad): \
@@ -175,25 +175,25 @@ pub fn evaluate(slo: &Slo, counts: &[(WindowCounts, WindowCounts)]) -> SloResult
                 long.window,
                 burn(&short),
                 short.window,
-                num(w.burn_rate),
-                num(long.bad),
-                num(long.total),
-                num(short.bad),
-                num(short.total),
+                readable(w.burn_rate),
+                readable(long.bad),
+                readable(long.total),
+                readable(short.bad),
+                readable(short.total),
                 label(slo.period),
                 hours_to_exhaustion
                     .map(|h| label(Duration::from_secs_f64((h * 3600.0).min(1e12))))
                     .unwrap_or_else(|| "never".into()),
-                budget_per_hour.map(|f| num(f * 100.0)).unwrap_or_default(),
+                budget_per_hour.map(|f| readable(f * 100.0)).unwrap_or_default(),
             )),
             SloOutcome::Inconclusive => reasons.push(format!(
                 "{}: too little traffic to judge the {}/{} rule ({} and {} requests; min_events {})",
                 slo.name,
                 long.window,
                 short.window,
-                num(long.total),
-                num(short.total),
-                num(slo.min_events)
+                readable(long.total),
+                readable(short.total),
+                readable(slo.min_events)
             )),
             SloOutcome::Pass => {}
         }
@@ -221,7 +221,7 @@ pub fn evaluate(slo: &Slo, counts: &[(WindowCounts, WindowCounts)]) -> SloResult
         reasons.push(format!(
             "{}: within budget (highest long-window burn {}×)",
             slo.name,
-            num(worst)
+            readable(worst)
         ));
     }
     SloResult {

@@ -179,8 +179,8 @@ fn evidence_lines(report: &Report) -> Vec<String> {
                             } else {
                                 format!("{metric} {test} ")
                             },
-                            crate::judge::classify::num(e["e_value"].as_f64().unwrap_or(0.0)),
-                            crate::judge::classify::num(e["threshold"].as_f64().unwrap_or(0.0)),
+                            crate::judge::words::readable(e["e_value"].as_f64().unwrap_or(0.0)),
+                            crate::judge::words::readable(e["threshold"].as_f64().unwrap_or(0.0)),
                             match e["state"].as_str() {
                                 Some("decided") => " → REGRESSION",
                                 Some("cleared") => " (ruled out)",
