@@ -8,6 +8,7 @@
 //! `deployment.rolled_back`, `deployment.paused`.
 
 pub mod chain;
+pub mod lines;
 pub mod postgres;
 
 use std::io::Write as _;
@@ -164,5 +165,47 @@ impl Ledger {
                     message: err.to_string(),
                 }),
         )
+    }
+
+    /// Append `e` from synchronous code (the promotion's event callback), so the next
+    /// decision knows whether it was recorded: up to [`LEDGER_ATTEMPTS`] tries, backing off,
+    /// and the last error if none took.
+    pub fn append_blocking(&self, e: &Entry) -> Result<(), AuditError> {
+        let mut last = None;
+        for attempt in 0..LEDGER_ATTEMPTS {
+            if attempt > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(250 << attempt));
+            }
+            let written = match self.append_now(e) {
+                Some(done) => done,
+                None => wait_for(self.append(e)),
+            };
+            match written {
+                Ok(()) => return Ok(()),
+                Err(err) => last = Some(err),
+            }
+        }
+        Err(last.unwrap_or_else(|| AuditError::Target("no attempt was made".into())))
+    }
+}
+
+/// Attempts at writing one event to the ledger before the promotion is stopped.
+pub const LEDGER_ATTEMPTS: u32 = 3;
+
+/// Wait for a database ledger write from the promotion's own (synchronous) event callback,
+/// so the next decision sees whether it was recorded: on this worker thread, while the
+/// runtime's other workers go on. A single-threaded runtime cannot wait here; `promote`'s
+/// has two workers.
+fn wait_for(
+    write: impl std::future::Future<Output = Result<(), AuditError>>,
+) -> Result<(), AuditError> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| h.block_on(write))
+        }
+        _ => Err(AuditError::Target(
+            "a database ledger needs the multi-threaded runtime `canary promote` runs on".into(),
+        )),
     }
 }

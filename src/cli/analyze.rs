@@ -1,25 +1,14 @@
 //! `canary analyze`: run Argo AnalysisTemplates outside the cluster, with Argo's semantics.
 
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 
+use super::args::{load_metrics, parse_args, Output, SourceArgs};
 use super::prometheus_args::PrometheusArgs;
 use super::{write_stdout, CliError, Exit};
 use crate::analysis::{self, Event, Phase, RunOptions, RunReport};
-use crate::source::Sources;
-use crate::template;
-
-/// Output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Output {
-    /// Measurements as they happen, then a per-metric table and the run's phase.
-    Table,
-    /// The whole run as one JSON document at the end.
-    Json,
-}
 
 /// Run Argo Rollouts AnalysisTemplates (Prometheus and web metrics) with Argo's own
 /// semantics: interval, count, limits, dry-run. Exit 0 Successful, 1 Failed,
@@ -46,83 +35,6 @@ pub struct AnalyzeArgs {
     pub html: Option<PathBuf>,
     #[command(flatten)]
     pub prometheus: PrometheusArgs,
-}
-
-/// Where measurements come from, and whether to record them (analyze, backtest, calibrate).
-#[derive(Debug, Args)]
-pub struct SourceArgs {
-    /// Where measurements come from: `prometheus` (live, the default) or
-    /// `snapshot:FILE` (replay a file written by --record; no Prometheus needed).
-    #[arg(
-        long,
-        env = "CANARY_SOURCE",
-        default_value = "prometheus",
-        value_name = "SOURCE"
-    )]
-    pub source: String,
-    /// Write every query and its answer to FILE (JSON lines) for replay with
-    /// --source snapshot:FILE (a backtest or calibration with the same --from, --to and
-    /// --every).
-    #[arg(long, value_name = "FILE")]
-    pub record: Option<PathBuf>,
-}
-
-impl SourceArgs {
-    /// The sources these flags describe.
-    pub fn sources(&self, prometheus: &PrometheusArgs) -> Result<Sources, CliError> {
-        sources(&self.source, self.record.as_ref(), prometheus)
-    }
-}
-
-/// Parse `NAME=VALUE` pairs.
-pub fn parse_args(pairs: &[String]) -> Result<BTreeMap<String, String>, CliError> {
-    let mut out = BTreeMap::new();
-    for p in pairs {
-        let (k, v) = p
-            .split_once('=')
-            .ok_or_else(|| CliError::usage(format!("--arg {p:?} is not NAME=VALUE")))?;
-        if out.insert(k.trim().to_string(), v.to_string()).is_some() {
-            return Err(CliError::usage(format!("--arg {k} is given twice")));
-        }
-    }
-    Ok(out)
-}
-
-/// Load AnalysisTemplate files and Judge specs, resolve their args and validate every metric;
-/// every problem of every file is reported (exit 64), not only the first. `judge_every`: see
-/// [`template::load_analysis`].
-pub fn load_metrics(
-    paths: &[PathBuf],
-    given: &BTreeMap<String, String>,
-    judge_every: Option<std::time::Duration>,
-) -> Result<Vec<template::ResolvedMetric>, CliError> {
-    template::load_analysis(paths, given, judge_every).map_err(|errors| {
-        let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-        CliError::usage(lines.join("\nerror: "))
-    })
-}
-
-/// Build the sources `--source` and `--record` describe.
-pub fn sources(
-    source: &str,
-    record: Option<&PathBuf>,
-    prometheus: &PrometheusArgs,
-) -> Result<Sources, CliError> {
-    let s = if let Some(file) = source.strip_prefix("snapshot:") {
-        Sources::replay(file.as_ref()).map_err(|e| CliError::usage(e.to_string()))?
-    } else if source == "prometheus" {
-        Sources::live(prometheus.config()?).map_err(|e| CliError::usage(e.to_string()))?
-    } else {
-        return Err(CliError::usage(format!(
-            "--source {source:?}: expected `prometheus` or `snapshot:FILE`"
-        )));
-    };
-    match record {
-        None => Ok(s),
-        Some(path) => s
-            .record_to(path)
-            .map_err(|e| CliError::usage(format!("cannot write snapshot {}: {e}", path.display()))),
-    }
 }
 
 /// Run the command: exit with the run's phase, as Argo reads it.

@@ -1,10 +1,11 @@
 //! `canary audit`: read the promotion audit ledger (`canary promote --audit FILE|URL`),
 //! filter it, show it as a table or JSON lines, and check a PostgreSQL ledger's hash chain.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use clap::{Args, ValueEnum};
 use serde_json::Value;
 
+use super::args::parse_time;
 use super::{write_stdout, CliError, Exit};
 use crate::audit::postgres::{Filter, PgLedger};
 use crate::audit::{is_database, platform_event};
@@ -48,25 +49,6 @@ pub struct AuditArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = AuditOutput::Table)]
     pub output: AuditOutput,
-}
-
-pub(crate) fn parse_time(
-    flag: &str,
-    text: &str,
-    now: DateTime<Utc>,
-) -> Result<DateTime<Utc>, CliError> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    humantime::parse_duration(text)
-        .ok()
-        .and_then(|d| chrono::Duration::from_std(d).ok())
-        .map(|d| now - d)
-        .ok_or_else(|| {
-            CliError::usage(format!(
-                "{flag} {text:?}: expected an RFC 3339 time or a duration such as 2h"
-            ))
-        })
 }
 
 /// One ledger entry that passed the filters.
@@ -165,17 +147,17 @@ pub fn run(a: &AuditArgs) -> Result<Exit, CliError> {
     if a.verify {
         return verify(&a.files);
     }
+    let filter = Filter {
+        promotion: a.promotion.clone(),
+        events: a.events.clone(),
+        since,
+        until,
+        ..Filter::default()
+    };
     let mut entries = Vec::new();
     let mut damaged = 0;
     for file in &a.files {
         if is_database(file) {
-            let filter = Filter {
-                promotion: a.promotion.clone(),
-                events: a.events.clone(),
-                since,
-                until,
-                ..Filter::default()
-            };
             for row in read_database(file, &filter)? {
                 entries.push(Entry {
                     time: row
@@ -189,44 +171,16 @@ pub fn run(a: &AuditArgs) -> Result<Exit, CliError> {
         }
         let text = std::fs::read_to_string(file)
             .map_err(|e| CliError::usage(format!("cannot read {file}: {e}")))?;
-        for (i, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let value: Value = match serde_json::from_str(line) {
-                Ok(v) => v,
-                Err(e) => {
-                    // A line cut short by a crash mid-write: say so, keep reading.
-                    eprintln!("warning: {file}:{}: not a ledger entry: {e}", i + 1);
-                    damaged += 1;
-                    continue;
-                }
-            };
-            let time = value.get("time").and_then(Value::as_str).unwrap_or("");
-            let parsed = DateTime::parse_from_rfc3339(time)
-                .ok()
-                .map(|t| t.with_timezone(&Utc));
-            if since.is_some_and(|s| parsed.is_none_or(|t| t < s))
-                || until.is_some_and(|u| parsed.is_none_or(|t| t >= u))
-            {
-                continue;
-            }
-            let id = value.get("promotion").and_then(Value::as_str).unwrap_or("");
-            if a.promotion
-                .as_deref()
-                .is_some_and(|p| id != p && !id.contains(p))
-            {
-                continue;
-            }
-            let event = platform_event(value.get("event").and_then(Value::as_str).unwrap_or(""));
-            if !a.events.is_empty() && !a.events.iter().any(|e| event.starts_with(e.as_str())) {
-                continue;
-            }
-            entries.push(Entry {
-                time: time.to_string(),
-                value,
-            });
+        let read = crate::audit::lines::read(&text, &filter);
+        for why in &read.damaged {
+            // A line cut short by a crash mid-write: say so, keep reading.
+            eprintln!("warning: {file}:{why}");
         }
+        damaged += read.damaged.len();
+        entries.extend(read.entries.into_iter().map(|e| Entry {
+            time: e.time,
+            value: e.value,
+        }));
     }
     entries.sort_by(|x, y| x.time.cmp(&y.time));
     match a.output {

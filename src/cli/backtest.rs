@@ -4,11 +4,9 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use clap::Args;
 
-use super::analyze::{load_metrics, parse_args, Output, SourceArgs};
-use super::audit::parse_time;
+use super::args::{load_metrics, parse_args, Output, SourceArgs, TimeRange};
 use super::prometheus_args::PrometheusArgs;
 use super::{write_stdout, CliError, Exit};
 use crate::backtest::{self, Backtest, Plan, Point, Subject};
@@ -59,37 +57,6 @@ pub struct BacktestArgs {
     pub html: Option<PathBuf>,
     #[command(flatten)]
     pub prometheus: PrometheusArgs,
-}
-
-/// The past range a backtest or calibration looks at.
-#[derive(Debug, Args)]
-pub struct TimeRange {
-    /// First moment: RFC 3339 (2026-11-20T08:00:00Z) or a duration ago (24h, 7d).
-    #[arg(long, value_name = "TIME")]
-    pub from: String,
-    /// Last moment (same forms as --from); default now.
-    #[arg(long, value_name = "TIME")]
-    pub to: Option<String>,
-}
-
-impl TimeRange {
-    /// `(from, to)`; an error when `from` is after `to`.
-    pub fn resolve(&self) -> Result<(DateTime<Utc>, DateTime<Utc>), CliError> {
-        let now = Utc::now();
-        let from = parse_time("--from", &self.from, now)?;
-        let to = match &self.to {
-            Some(t) => parse_time("--to", t, now)?,
-            None => now,
-        };
-        if from > to {
-            return Err(CliError::usage(format!(
-                "--from {} is after --to {}",
-                from.to_rfc3339(),
-                to.to_rfc3339()
-            )));
-        }
-        Ok((from, to))
-    }
 }
 
 /// Run the command: exit 0 when every moment could be analysed, 3 when some could not.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::analyze::parse_args;
+use super::args::parse_args;
 use super::prometheus_args::PrometheusArgs;
 use super::{write_stdout, CliError, Exit};
 use crate::source::Sources;

@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::analyze::{load_metrics, parse_args, Output, SourceArgs};
-use super::backtest::TimeRange;
+use super::args::{load_metrics, parse_args, Output, SourceArgs, TimeRange};
 use super::prometheus_args::PrometheusArgs;
 use super::{write_stdout, CliError, Exit};
 use crate::calibrate::{self, Calibration, Mode, Plan};

@@ -7,6 +7,7 @@ use crate::analysis::Phase;
 use crate::audit::AuditError;
 use crate::calibrate::CalibrateError;
 use crate::judging::JudgeError;
+use crate::promote::plan::PlanError;
 use crate::promote::Outcome;
 use crate::store::StoreError;
 
@@ -140,6 +141,13 @@ impl From<&CalibrateError> for Exit {
             CalibrateError::Args(_) => Exit::Usage,
             _ => Exit::Infrastructure,
         }
+    }
+}
+
+/// A Rollout manifest or its templates that make no plan: the caller's input.
+impl From<&PlanError> for Exit {
+    fn from(_: &PlanError) -> Self {
+        Exit::Usage
     }
 }
 

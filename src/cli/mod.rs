@@ -2,6 +2,7 @@
 //! `exit.rs` and docs/exit-codes.md); usage and input errors are 64 (EX_USAGE).
 
 pub mod analyze;
+pub mod args;
 pub mod audit;
 pub mod backtest;
 pub mod budget;
@@ -185,6 +186,7 @@ cli_error_from!(
     crate::audit::AuditError,
     crate::calibrate::CalibrateError,
     crate::judging::JudgeError,
+    crate::promote::plan::PlanError,
     crate::store::StoreError
 );
 

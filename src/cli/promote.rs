@@ -4,21 +4,19 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use std::collections::BTreeMap;
-
-use super::analyze::{load_metrics, parse_args, sources};
+use super::args::{load_metrics, parse_args, sources};
 use super::prometheus_args::PrometheusArgs;
 use super::{write_stdout, CliError, Exit};
-use crate::audit::{AuditError, Entry, Ledger};
+use crate::audit::{Entry, Ledger};
 use crate::policy::FailMode;
 use crate::promote::{
-    self, default_steps, rollout, Event, OnInconclusive, Outcome, Promotion, RecordingFailure,
-    Report,
+    self, default_steps, Event, OnInconclusive, Promotion, RecordingFailure, Report,
 };
+use crate::report::promotion_text::{human, markdown, Status};
 use crate::traffic::apply::{Applier, ApplyError, VirtualServiceRef};
 use crate::traffic::{Destinations, Target, TlsRoute};
 
@@ -191,7 +189,12 @@ impl Plan {
 pub fn plan(a: &PromoteArgs) -> Result<Plan, CliError> {
     let given = parse_args(&a.args)?;
     let from_rollout = match &a.rollout {
-        Some(path) => Some(rollout_plan(a, path, &given)?),
+        Some(path) => Some(promote::plan::from_rollout(
+            path,
+            &a.templates_dirs,
+            &given,
+            a.background_interval,
+        )?),
         None => None,
     };
     let vs_flag = a.virtual_service.as_deref().map(|v| {
@@ -317,192 +320,6 @@ pub fn plan(a: &PromoteArgs) -> Result<Plan, CliError> {
     })
 }
 
-/// What a Rollout manifest gives, its templates loaded.
-struct FromRollout {
-    virtual_service: (String, String),
-    steps: Vec<promote::Step>,
-    analyses: Vec<Vec<crate::template::ResolvedMetric>>,
-    background: Option<promote::Background>,
-    target: Target,
-}
-
-fn rollout_plan(
-    a: &PromoteArgs,
-    path: &std::path::Path,
-    given: &BTreeMap<String, String>,
-) -> Result<FromRollout, CliError> {
-    let label = path.display().to_string();
-    let text = crate::template::yaml::read_file(path)
-        .map_err(|e| CliError::usage(format!("cannot read {label}: {e}")))?;
-    let r = rollout::parse(&label, &text).map_err(|errors| {
-        let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-        CliError::usage(lines.join("\nerror: "))
-    })?;
-    let dirs: Vec<PathBuf> = if a.templates_dirs.is_empty() {
-        vec![path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map_or_else(|| PathBuf::from("."), PathBuf::from)]
-    } else {
-        a.templates_dirs.clone()
-    };
-    let index = template_index(&dirs)?;
-    let load = |what: &str, refs: &rollout::AnalysisRef, judge_every: Option<Duration>| {
-        let mut files = Vec::new();
-        for t in &refs.templates {
-            match index.get(t) {
-                Some(f) if !files.contains(f) => files.push(f.clone()),
-                Some(_) => {}
-                None => {
-                    return Err(CliError::usage(format!(
-                        "{label}: {what} names template {t:?}, which no file in {} defines",
-                        dirs.iter()
-                            .map(|d| d.display().to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )))
-                }
-            }
-        }
-        let mut args: BTreeMap<String, String> = refs.args.iter().cloned().collect();
-        for (name, from) in &refs.from_cluster {
-            if !given.contains_key(name) {
-                return Err(CliError::usage(format!(
-                    "{label}: {what} arg {name:?} takes its value from the cluster ({from}): \
-                     give it with --arg {name}=VALUE"
-                )));
-            }
-        }
-        // --arg overrides the Rollout's values, for the args these templates declare.
-        let metrics_args = |declared: &[String]| -> BTreeMap<String, String> {
-            let mut out = args.clone();
-            for (k, v) in given {
-                if declared.contains(k) || refs.from_cluster.iter().any(|(n, _)| n == k) {
-                    out.insert(k.clone(), v.clone());
-                }
-            }
-            out
-        };
-        let declared = declared_args(&files);
-        args = metrics_args(&declared);
-        args.retain(|k, _| declared.contains(k));
-        let metrics = load_metrics(&files, &args, judge_every)?;
-        // A file may define more templates than the step names: keep the named ones.
-        Ok(metrics
-            .into_iter()
-            .filter(|m| {
-                refs.templates
-                    .iter()
-                    .any(|t| m.template == *t || m.template == format!("Judge/{t}"))
-            })
-            .collect::<Vec<_>>())
-    };
-    let mut steps = Vec::new();
-    let mut analyses = Vec::new();
-    for (i, s) in r.steps.iter().enumerate() {
-        steps.push(match s {
-            rollout::RolloutStep::SetWeight(w) => promote::Step::SetWeight(*w),
-            rollout::RolloutStep::Pause(d) => promote::Step::Pause(*d),
-            rollout::RolloutStep::Analysis(refs) => {
-                analyses.push(load(&format!("step {i}"), refs, None)?);
-                promote::Step::Analysis(analyses.len() - 1)
-            }
-        });
-    }
-    let background = match &r.background {
-        Some((refs, starting_step)) => Some(promote::Background {
-            metrics: load("canary.analysis", refs, Some(a.background_interval))?,
-            starting_step: *starting_step,
-        }),
-        None => None,
-    };
-    let namespace = r
-        .virtual_service
-        .0
-        .or(r.namespace)
-        .unwrap_or_else(|| "default".into());
-    Ok(FromRollout {
-        virtual_service: (namespace, r.virtual_service.1),
-        steps,
-        analyses,
-        background,
-        target: Target {
-            http_routes: r.routes,
-            tls_routes: r.tls_routes,
-            tcp_ports: r.tcp_ports,
-            destinations: r.destinations,
-        },
-    })
-}
-
-/// Template and Judge names → the file defining them, over `dirs` (YAML files, not recursive).
-fn template_index(dirs: &[PathBuf]) -> Result<BTreeMap<String, PathBuf>, CliError> {
-    let mut out = BTreeMap::new();
-    for dir in dirs {
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| CliError::usage(format!("--templates-dir {}: {e}", dir.display())))?;
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-            .collect();
-        files.sort();
-        for f in files {
-            let Ok(text) = crate::template::yaml::read_file(&f) else {
-                continue;
-            };
-            let Ok(docs) = crate::template::yaml::load_documents(&text) else {
-                continue;
-            };
-            for d in docs {
-                let name = match d.value.get("kind").and_then(serde_json::Value::as_str) {
-                    Some("AnalysisTemplate" | "ClusterAnalysisTemplate") => {
-                        d.value.pointer("/metadata/name")
-                    }
-                    Some("Judge") => d.value.get("name"),
-                    _ => None,
-                };
-                if let Some(n) = name.and_then(serde_json::Value::as_str) {
-                    out.entry(n.to_string()).or_insert_with(|| f.clone());
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Names of the args the templates and Judges in `files` declare.
-fn declared_args(files: &[PathBuf]) -> Vec<String> {
-    let mut out = Vec::new();
-    for f in files {
-        let Ok(text) = crate::template::yaml::read_file(f) else {
-            continue;
-        };
-        let Ok(docs) = crate::template::yaml::load_documents(&text) else {
-            continue;
-        };
-        for d in docs {
-            let args = d
-                .value
-                .pointer("/spec/args")
-                .or_else(|| d.value.get("args"))
-                .and_then(serde_json::Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            for a in args {
-                let name = a
-                    .get("name")
-                    .and_then(serde_json::Value::as_str)
-                    .or_else(|| a.as_str());
-                if let Some(n) = name {
-                    out.push(n.to_string());
-                }
-            }
-        }
-    }
-    out
-}
-
 /// Prints events: on a terminal, a line each under a live status line (step, weight, time
 /// left in the step, last verdict) redrawn every second; JSON lines otherwise. Appends them to
 /// the audit ledger.
@@ -515,117 +332,6 @@ pub struct EventSink {
     ticker: Option<std::thread::JoinHandle<()>>,
     /// Audit write failures (reported at the end).
     pub audit_errors: Vec<String>,
-}
-
-/// Wait for a database ledger write from the promotion's own (synchronous) event callback,
-/// so the next decision sees whether it was recorded: on this worker thread, while the
-/// runtime's other workers go on. A single-threaded runtime cannot wait here; `promote`'s
-/// has two workers.
-fn wait_for(
-    write: impl std::future::Future<Output = Result<(), AuditError>>,
-) -> Result<(), AuditError> {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(|| h.block_on(write))
-        }
-        _ => Err(AuditError::Target(
-            "a database ledger needs the multi-threaded runtime `canary promote` runs on".into(),
-        )),
-    }
-}
-
-/// Attempts at writing one event to the ledger before the promotion is stopped.
-const LEDGER_ATTEMPTS: u32 = 3;
-
-/// What the live status line shows.
-#[derive(Debug, Clone)]
-pub struct Status {
-    steps: usize,
-    index: Option<usize>,
-    step: String,
-    weight: u32,
-    started: Instant,
-    expected: Option<f64>,
-    verdict: String,
-    done: bool,
-}
-
-impl Status {
-    fn new(steps: usize) -> Self {
-        Status {
-            steps,
-            index: None,
-            step: String::new(),
-            weight: 0,
-            started: Instant::now(),
-            expected: None,
-            verdict: "-".into(),
-            done: false,
-        }
-    }
-
-    /// Take an event into account.
-    pub fn update(&mut self, e: &Event) {
-        match e {
-            Event::Step {
-                index,
-                step,
-                weight,
-                expected_seconds,
-            } => {
-                self.index = Some(*index);
-                self.step = step.clone();
-                self.weight = *weight;
-                self.started = Instant::now();
-                self.expected = *expected_seconds;
-            }
-            Event::Analysis {
-                phase, background, ..
-            } => {
-                self.verdict = if *background {
-                    format!("background {phase}")
-                } else {
-                    phase.to_string()
-                }
-            }
-            Event::Promoted { .. } | Event::RolledBack { .. } | Event::Paused { .. } => {
-                self.done = true
-            }
-            Event::Started { .. } => {}
-        }
-    }
-
-    /// The status line, e.g. `step 4/9 pause 5m · canary 50 % · 3m 12s left · last verdict
-    /// Successful`.
-    pub fn line(&self) -> String {
-        let Some(i) = self.index else {
-            return "starting…".into();
-        };
-        let elapsed = self.started.elapsed().as_secs_f64();
-        let time = match self.expected {
-            Some(t) => {
-                let left = (t - elapsed).max(0.0).round() as u64;
-                format!(
-                    "{} left",
-                    humantime::format_duration(Duration::from_secs(left))
-                )
-            }
-            None => format!(
-                "{} so far",
-                humantime::format_duration(Duration::from_secs(elapsed as u64))
-            ),
-        };
-        let step = if i >= self.steps {
-            self.step.clone()
-        } else {
-            format!("step {}/{} {}", i + 1, self.steps, self.step)
-        };
-        format!(
-            "{step} · canary {} % · {time} · last verdict {}",
-            self.weight, self.verdict
-        )
-    }
 }
 
 impl EventSink {
@@ -688,21 +394,10 @@ impl EventSink {
 
     fn write(&mut self, entry: &Entry) {
         let Some(ledger) = &self.audit else { return };
-        let mut last = None;
-        for attempt in 0..LEDGER_ATTEMPTS {
-            if attempt > 0 {
-                std::thread::sleep(Duration::from_millis(250 << attempt));
-            }
-            let written = match ledger.append_now(entry) {
-                Some(done) => done,
-                None => wait_for(ledger.append(entry)),
-            };
-            match written {
-                Ok(()) => return,
-                Err(e) => last = Some(e.to_string()),
-            }
-        }
-        let why = last.unwrap_or_default();
+        let Err(e) = ledger.append_blocking(entry) else {
+            return;
+        };
+        let why = e.to_string();
         self.recording.fail(why.clone());
         self.audit_errors.push(why);
     }
@@ -720,88 +415,6 @@ impl EventSink {
             let _ = t.join();
         }
     }
-}
-
-/// One line for a person.
-pub fn human(e: &Event) -> String {
-    let t = chrono::Local::now().format("%H:%M:%S");
-    match e {
-        Event::Started {
-            id,
-            resumed_at_step,
-        } => match resumed_at_step {
-            Some(s) => format!("{t}  resuming {id} at step {s}"),
-            None => format!("{t}  starting {id}"),
-        },
-        Event::Step {
-            index,
-            step,
-            weight,
-            ..
-        } => format!("{t}  step {index}: {step} (canary {weight} %)"),
-        Event::Analysis {
-            index,
-            background: false,
-            phase,
-            message,
-        } => format!("{t}  step {index}: analysis {phase} {message}"),
-        Event::Analysis {
-            index,
-            background: true,
-            phase,
-            message,
-        } => format!("{t}  step {index}: background analysis {phase} {message}"),
-        Event::Promoted { weight } => format!("{t}  promoted: canary at {weight} %"),
-        Event::RolledBack { reason } => format!("{t}  ROLLED BACK: {reason}"),
-        Event::Paused { reason } => format!("{t}  paused: {reason}"),
-    }
-}
-
-/// The Markdown summary for a CI step summary.
-pub fn markdown(r: &Report) -> String {
-    let icon = match r.outcome {
-        Outcome::Promoted => "✅",
-        Outcome::RolledBack => "↩️",
-        Outcome::Paused => "⏸️",
-        Outcome::Error => "❌",
-    };
-    let mut out = format!(
-        "### {icon} canary promote `{}`: {:?}\n\n{}\n\nFinal canary weight: **{} %**\n\n| step | what | result |\n|---|---|---|\n",
-        r.id, r.outcome, r.reason, r.final_weight
-    );
-    for e in &r.events {
-        match e {
-            Event::Step {
-                index,
-                step,
-                weight,
-                ..
-            } => out.push_str(&format!("| {index} | {step} | canary {weight} % |\n")),
-            Event::Analysis {
-                index,
-                background,
-                phase,
-                message,
-            } => out.push_str(&format!(
-                "| {index} | {} | {phase} {} |\n",
-                if *background {
-                    "background analysis"
-                } else {
-                    "analysis"
-                },
-                message.replace('|', "\\|")
-            )),
-            _ => {}
-        }
-    }
-    if let Some(share) = r.judge_budget_share {
-        out.push_str(&format!(
-            "\nEach analysis spent 1/{} of its Judge spec's false-alarm budget, so the whole \
-             promotion stays within it.\n",
-            (1.0 / share).round()
-        ));
-    }
-    out
 }
 
 /// Write the JSON report and the step summary.
@@ -1010,46 +623,4 @@ pub fn run(a: &PromoteArgs) -> Result<Exit, CliError> {
         }
         Ok(Exit::from(report.outcome))
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_status_line_shows_step_weight_time_left_and_verdict() {
-        let mut s = Status::new(9);
-        assert_eq!(s.line(), "starting…");
-        s.update(&Event::Step {
-            index: 1,
-            step: "pause 5m".into(),
-            weight: 10,
-            expected_seconds: Some(300.0),
-        });
-        s.update(&Event::Analysis {
-            index: 0,
-            background: true,
-            phase: crate::analysis::Phase::Successful,
-            message: String::new(),
-        });
-        assert_eq!(
-            s.line(),
-            "step 2/9 pause 5m · canary 10 % · 5m left · last verdict background Successful"
-        );
-        s.update(&Event::Step {
-            index: 2,
-            step: "analysis".into(),
-            weight: 10,
-            expected_seconds: None,
-        });
-        assert!(
-            s.line()
-                .ends_with("0s so far · last verdict background Successful"),
-            "{}",
-            s.line()
-        );
-        assert!(!s.done);
-        s.update(&Event::Promoted { weight: 100 });
-        assert!(s.done);
-    }
 }

@@ -258,9 +258,7 @@ pub fn run(a: &ServeArgs) -> Result<Exit, CliError> {
         // Requests in flight get the deadline plus a margin to finish.
         let drain = a.deadline + Duration::from_secs(2);
         let served = match tls {
-            Some(config) => {
-                server::serve_tls(listener, state, config, drain, shutdown).await
-            }
+            Some(config) => server::serve_tls(listener, state, config, drain, shutdown).await,
             None => server::serve(listener, state, drain, shutdown).await,
         };
         served.map_err(|e| CliError::infrastructure(format!("server failed: {e}")))?;

@@ -22,6 +22,7 @@ use crate::traffic::apply::{Applier, ApplyError};
 use crate::traffic::{desired, Target, TrafficError};
 
 pub mod machine;
+pub mod plan;
 pub mod progress;
 pub mod rollout;
 

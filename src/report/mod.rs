@@ -7,4 +7,5 @@ pub mod charts;
 pub mod html;
 pub mod judgement;
 pub mod promotion;
+pub mod promotion_text;
 pub mod terminal;

@@ -22,6 +22,12 @@ use serde_json::Value;
 use self::argo::{Argument, DryRun, Metric, TemplateKind};
 use self::yaml::Document;
 
+/// Every error, one per line as the CLI prints them after its first `error: `.
+pub fn errors_text(errors: &[TemplateError]) -> String {
+    let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    lines.join("\nerror: ")
+}
+
 /// A problem with a template, located as precisely as the input allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TemplateError {

@@ -20,11 +20,12 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::{json, Value};
 
-use super::promote::{markdown, write_reports, EventSink};
+use super::promote::{write_reports, EventSink};
 use super::{write_stdout, CliError, Exit};
 use crate::audit::Ledger;
 use crate::judging::{self, JudgeOptions, Judgement};
 use crate::promote::{OnInconclusive, Outcome, Promotion, Report, Step};
+use crate::report::promotion_text::markdown;
 use crate::source::{PrometheusConfig, Sources};
 use crate::template::judge_spec::{self, JudgeSpec};
 use crate::template::ResolvedMetric;
