@@ -471,91 +471,19 @@ pub fn from_json(value: &Value) -> Result<JudgeSpec, Vec<TemplateError>> {
 }
 
 fn parse_document(file: &str, doc: &Document) -> Result<JudgeSpec, Vec<TemplateError>> {
-    let metric_name = |pointer: &str| -> Option<String> {
-        let rest = pointer.strip_prefix("/metrics/")?;
-        let i = rest.split('/').next()?;
-        doc.value
-            .pointer(&format!("/metrics/{i}/name"))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
-    let err = |pointer: &str, message: String| TemplateError {
-        file: file.into(),
-        line: doc.line_of(pointer),
-        metric: metric_name(pointer),
-        field: Some(dotted(pointer)).filter(|f| !f.is_empty()),
-        message,
-    };
-    match doc.value.get("kind").and_then(Value::as_str) {
-        Some("Judge") => {}
-        other => {
-            return Err(vec![TemplateError {
-                line: doc.line_of("/kind").or(Some(doc.start_line())),
-                ..err("/kind", format!("expected kind: Judge, found {other:?}"))
-            }])
-        }
-    }
-    // Move each metric's judge configuration under `config`, so unknown keys are still errors.
-    let mut shaped = doc.value.clone();
-    if let Some(ms) = shaped.get_mut("metrics").and_then(Value::as_array_mut) {
-        for m in ms.iter_mut() {
-            if let Value::Object(obj) = m {
-                let mut config = serde_json::Map::new();
-                let keys: Vec<String> = obj
-                    .keys()
-                    .filter(|k| !METRIC_KEYS.contains(&k.as_str()))
-                    .cloned()
-                    .collect();
-                for k in keys {
-                    if let Some(v) = obj.remove(&k) {
-                        config.insert(k, v);
-                    }
-                }
-                obj.insert("config".into(), Value::Object(config));
-            }
-        }
-    }
-    let raw: RawSpec = serde_path_to_error::deserialize(shaped).map_err(|e| {
-        let pointer = super::json_pointer_of(e.path()).replace("/config", "");
-        vec![err(&pointer, e.inner().to_string())]
-    })?;
+    let at = At { file, doc };
+    check_kind(&at)?;
+    let raw: RawSpec =
+        serde_path_to_error::deserialize(with_metric_configs(&doc.value)).map_err(|e| {
+            let pointer = super::json_pointer_of(e.path()).replace("/config", "");
+            vec![at.err(&pointer, e.inner().to_string())]
+        })?;
     let mut errors = Vec::new();
-    let duration =
-        |errors: &mut Vec<TemplateError>, pointer: &str, text: &str| match parse_duration(text) {
-            Ok(d) if !d.is_zero() => Some(d),
-            Ok(_) => {
-                errors.push(err(pointer, "must be longer than 0".into()));
-                None
-            }
-            Err(e) => {
-                errors.push(err(pointer, e));
-                None
-            }
-        };
-    let window = duration(&mut errors, "/window", &raw.window);
-    let step = duration(&mut errors, "/step", &raw.step);
-    let lookback = duration(&mut errors, "/lookback", &raw.lookback);
+    let window = at.duration(&mut errors, "/window", &raw.window);
+    let step = at.duration(&mut errors, "/step", &raw.step);
+    let lookback = at.duration(&mut errors, "/lookback", &raw.lookback);
     if let Some(b) = &raw.budget {
-        if !(b.alpha > 0.0 && b.alpha < 1.0) {
-            errors.push(err(
-                "/budget/alpha",
-                "must be strictly between 0 and 1".into(),
-            ));
-        }
-        for (name, w) in &b.split {
-            if !(w.is_finite() && *w >= 0.0) {
-                errors.push(err(
-                    &format!("/budget/split/{name}"),
-                    "must be a finite weight ≥ 0".into(),
-                ));
-            }
-            if !raw.metrics.iter().any(|m| &m.name == name) {
-                errors.push(err(
-                    &format!("/budget/split/{name}"),
-                    format!("no metric is named {name:?}"),
-                ));
-            }
-        }
+        check_budget(&at, b, &raw.metrics, &mut errors);
     }
     let args: Vec<(String, Option<String>)> = raw
         .args
@@ -565,187 +493,27 @@ fn parse_document(file: &str, doc: &Document) -> Result<JudgeSpec, Vec<TemplateE
             RawArg::Full { name, default } => (name, default),
         })
         .collect();
-    let variants = raw.variants.unwrap_or_else(|| {
-        BTreeMap::from([
-            (
-                "canary".to_string(),
-                BTreeMap::from([("hash".to_string(), "{{args.canary_hash}}".to_string())]),
-            ),
-            (
-                "baseline".to_string(),
-                BTreeMap::from([("hash".to_string(), "{{args.stable_hash}}".to_string())]),
-            ),
-        ])
-    });
-    let keys_of = |v: &str| {
-        variants
-            .get(v)
-            .map(|m| m.keys().cloned().collect::<Vec<_>>())
-    };
-    if keys_of("canary").is_none() || keys_of("baseline").is_none() || variants.len() != 2 {
-        errors.push(err(
-            "/variants",
-            "variants must be exactly `canary` and `baseline`".into(),
-        ));
-    } else if keys_of("canary") != keys_of("baseline") {
-        errors.push(err(
-            "/variants",
-            "canary and baseline must define the same keys".into(),
-        ));
-    }
+    let variants = variants_of(&at, raw.variants, &mut errors);
     let mut metrics = Vec::new();
     for (i, m) in raw.metrics.into_iter().enumerate() {
-        let base = format!("/metrics/{i}");
-        if metrics.iter().any(|x: &JudgeMetric| x.name == m.name) {
-            errors.push(err(
-                &format!("{base}/name"),
-                format!("duplicate name {:?}", m.name),
-            ));
+        if let Some(m) = metric_of(&at, i, m, &metrics, &mut errors) {
+            metrics.push(m);
         }
-        if let Err(e) = m.config.validate() {
-            errors.push(err(
-                &format!("{base}/{}", e.field.replace('.', "/")),
-                e.message,
-            ));
-        }
-        let source = match (m.query, m.counts, m.counters, m.histogram, m.share) {
-            (Some(q), None, None, None, None) => MetricSource::Series(q),
-            (None, Some(c), None, None, None) => MetricSource::Counts {
-                bad: c.bad,
-                total: c.total,
-            },
-            (None, None, Some(c), None, None) => MetricSource::Counters {
-                bad: c.bad,
-                total: c.total,
-            },
-            (None, None, None, Some(h), None) => {
-                if h.slower_than.is_some_and(|t| !t.is_finite()) {
-                    errors.push(err(
-                        &format!("{base}/histogram/slower_than"),
-                        "must be a finite bucket bound".into(),
-                    ));
-                }
-                match (h.buckets, h.native) {
-                    (Some(buckets), None) => MetricSource::Histogram {
-                        buckets,
-                        slower_than: h.slower_than,
-                        native: false,
-                    },
-                    (None, Some(selector)) => MetricSource::Histogram {
-                        buckets: selector,
-                        slower_than: h.slower_than,
-                        native: true,
-                    },
-                    _ => {
-                        errors.push(err(
-                            &format!("{base}/histogram"),
-                            "set exactly one of `buckets` (a classic histogram's `..._bucket` \
-                             counters) or `native` (a native histogram's series)"
-                                .into(),
-                        ));
-                        continue;
-                    }
-                }
-            }
-            (None, None, None, None, Some(sh)) => match (sh.expected, sh.ready_pods) {
-                (Some(expected), None) => MetricSource::Share {
-                    requests: sh.requests,
-                    expected,
-                    ready_pods: None,
-                },
-                (None, Some(pods)) => MetricSource::Share {
-                    requests: sh.requests,
-                    expected: String::new(),
-                    ready_pods: Some(pods),
-                },
-                _ => {
-                    errors.push(err(
-                        &format!("{base}/share"),
-                        "set exactly one of `expected` (the canary's weight in percent) or \
-                         `ready_pods` (a selector of each variant's ready pods)"
-                            .into(),
-                    ));
-                    continue;
-                }
-            },
-            _ => {
-                errors.push(err(
-                    &base,
-                    "set exactly one of `query`, `counts`, `counters`, `histogram` or `share`"
-                        .into(),
-                ));
-                continue;
-            }
-        };
-        metrics.push(JudgeMetric {
-            group: m.group.unwrap_or_else(|| m.name.clone()),
-            name: m.name,
-            source,
-            config: m.config,
-        });
     }
-    let mut slos = Vec::new();
-    for (i, s) in raw.slos.into_iter().enumerate() {
-        let base = format!("/slos/{i}");
-        let objective = if s.objective > 1.0 && s.objective < 100.0 {
-            s.objective / 100.0
-        } else {
-            s.objective
-        };
-        if !(objective > 0.0 && objective < 1.0) {
-            errors.push(err(
-                &format!("{base}/objective"),
-                "must be a ratio in (0, 1) or a percentage in (1, 100)".into(),
-            ));
-        }
-        let mut windows = Vec::new();
-        match s.windows {
-            None => windows = default_windows(),
-            Some(ws) => {
-                for (j, w) in ws.into_iter().enumerate() {
-                    let wp = format!("{base}/windows/{j}");
-                    let long = duration(&mut errors, &format!("{wp}/long"), &w.long);
-                    let short = duration(&mut errors, &format!("{wp}/short"), &w.short);
-                    if !(w.burn_rate.is_finite() && w.burn_rate > 0.0) {
-                        errors.push(err(&format!("{wp}/burn_rate"), "must be > 0".into()));
-                    }
-                    if let (Some(long), Some(short)) = (long, short) {
-                        if short >= long {
-                            errors.push(err(&wp, "short must be shorter than long".into()));
-                        }
-                        windows.push(BurnWindow {
-                            long,
-                            short,
-                            burn_rate: w.burn_rate,
-                        });
-                    }
-                }
-            }
-        }
-        let period = duration(&mut errors, &format!("{base}/period"), &s.period);
-        slos.push(Slo {
-            name: s.name,
-            objective,
-            error_query: s.error_query,
-            total_query: s.total_query,
-            scope: s.scope,
-            windows,
-            min_events: s.min_events,
-            min_bad_events: s.min_bad_events,
-            period: period.unwrap_or(Duration::from_secs(30 * 86400)),
-        });
-    }
+    let slos: Vec<Slo> = raw
+        .slos
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| slo_of(&at, i, s, &mut errors))
+        .collect();
     if metrics.is_empty() && slos.is_empty() {
-        errors.push(err("", "a Judge needs at least one metric or SLO".into()));
+        errors.push(at.err("", "a Judge needs at least one metric or SLO".into()));
     }
     if raw.scoring.marginal > raw.scoring.pass {
-        errors.push(err(
-            "/scoring/marginal",
-            "must not exceed scoring.pass".into(),
-        ));
+        errors.push(at.err("/scoring/marginal", "must not exceed scoring.pass".into()));
     }
     if raw.name.trim().is_empty() {
-        errors.push(err("/name", "must not be empty".into()));
+        errors.push(at.err("/name", "must not be empty".into()));
     }
     if !errors.is_empty() {
         return Err(errors);
@@ -765,6 +533,309 @@ fn parse_document(file: &str, doc: &Document) -> Result<JudgeSpec, Vec<TemplateE
         slos,
         scoring: raw.scoring,
     };
+    let placeholder_errors = check_rendering(&at, &spec);
+    if !placeholder_errors.is_empty() {
+        return Err(placeholder_errors);
+    }
+    Ok(spec)
+}
+
+/// Where in which document an error is: its line, metric and dotted field from a JSON
+/// pointer.
+struct At<'a> {
+    file: &'a str,
+    doc: &'a Document,
+}
+
+impl At<'_> {
+    fn err(&self, pointer: &str, message: String) -> TemplateError {
+        let metric = pointer.strip_prefix("/metrics/").and_then(|rest| {
+            let i = rest.split('/').next()?;
+            self.doc
+                .value
+                .pointer(&format!("/metrics/{i}/name"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
+        TemplateError {
+            file: self.file.into(),
+            line: self.doc.line_of(pointer),
+            metric,
+            field: Some(dotted(pointer)).filter(|f| !f.is_empty()),
+            message,
+        }
+    }
+
+    /// The duration at `pointer`, longer than 0; an error otherwise.
+    fn duration(
+        &self,
+        errors: &mut Vec<TemplateError>,
+        pointer: &str,
+        text: &str,
+    ) -> Option<Duration> {
+        match parse_duration(text) {
+            Ok(d) if !d.is_zero() => Some(d),
+            Ok(_) => {
+                errors.push(self.err(pointer, "must be longer than 0".into()));
+                None
+            }
+            Err(e) => {
+                errors.push(self.err(pointer, e));
+                None
+            }
+        }
+    }
+}
+
+fn check_kind(at: &At) -> Result<(), Vec<TemplateError>> {
+    let doc = at.doc;
+    match doc.value.get("kind").and_then(Value::as_str) {
+        Some("Judge") => Ok(()),
+        other => Err(vec![TemplateError {
+            line: doc.line_of("/kind").or(Some(doc.start_line())),
+            ..at.err("/kind", format!("expected kind: Judge, found {other:?}"))
+        }]),
+    }
+}
+
+/// The document with each metric's judge configuration moved under `config`, so that
+/// unknown keys are still errors.
+fn with_metric_configs(value: &Value) -> Value {
+    let mut shaped = value.clone();
+    if let Some(ms) = shaped.get_mut("metrics").and_then(Value::as_array_mut) {
+        for m in ms.iter_mut() {
+            if let Value::Object(obj) = m {
+                let mut config = serde_json::Map::new();
+                let keys: Vec<String> = obj
+                    .keys()
+                    .filter(|k| !METRIC_KEYS.contains(&k.as_str()))
+                    .cloned()
+                    .collect();
+                for k in keys {
+                    if let Some(v) = obj.remove(&k) {
+                        config.insert(k, v);
+                    }
+                }
+                obj.insert("config".into(), Value::Object(config));
+            }
+        }
+    }
+    shaped
+}
+
+fn check_budget(at: &At, b: &Budget, metrics: &[RawMetric], errors: &mut Vec<TemplateError>) {
+    if !(b.alpha > 0.0 && b.alpha < 1.0) {
+        errors.push(at.err("/budget/alpha", "must be strictly between 0 and 1".into()));
+    }
+    for (name, w) in &b.split {
+        if !(w.is_finite() && *w >= 0.0) {
+            errors.push(at.err(
+                &format!("/budget/split/{name}"),
+                "must be a finite weight ≥ 0".into(),
+            ));
+        }
+        if !metrics.iter().any(|m| &m.name == name) {
+            errors.push(at.err(
+                &format!("/budget/split/{name}"),
+                format!("no metric is named {name:?}"),
+            ));
+        }
+    }
+}
+
+/// The spec's variants (canary and baseline by pod-template hash when not given), which
+/// must be exactly `canary` and `baseline` with the same keys.
+fn variants_of(
+    at: &At,
+    given: Option<BTreeMap<String, BTreeMap<String, String>>>,
+    errors: &mut Vec<TemplateError>,
+) -> BTreeMap<String, BTreeMap<String, String>> {
+    let variants = given.unwrap_or_else(|| {
+        BTreeMap::from([
+            (
+                "canary".to_string(),
+                BTreeMap::from([("hash".to_string(), "{{args.canary_hash}}".to_string())]),
+            ),
+            (
+                "baseline".to_string(),
+                BTreeMap::from([("hash".to_string(), "{{args.stable_hash}}".to_string())]),
+            ),
+        ])
+    });
+    let keys_of = |v: &str| {
+        variants
+            .get(v)
+            .map(|m| m.keys().cloned().collect::<Vec<_>>())
+    };
+    if keys_of("canary").is_none() || keys_of("baseline").is_none() || variants.len() != 2 {
+        errors.push(at.err(
+            "/variants",
+            "variants must be exactly `canary` and `baseline`".into(),
+        ));
+    } else if keys_of("canary") != keys_of("baseline") {
+        errors.push(at.err(
+            "/variants",
+            "canary and baseline must define the same keys".into(),
+        ));
+    }
+    variants
+}
+
+/// Metric `i`, checked; `None` when it has no usable source. `earlier`: the metrics before
+/// it, for duplicate names.
+fn metric_of(
+    at: &At,
+    i: usize,
+    m: RawMetric,
+    earlier: &[JudgeMetric],
+    errors: &mut Vec<TemplateError>,
+) -> Option<JudgeMetric> {
+    let base = format!("/metrics/{i}");
+    if earlier.iter().any(|x: &JudgeMetric| x.name == m.name) {
+        errors.push(at.err(
+            &format!("{base}/name"),
+            format!("duplicate name {:?}", m.name),
+        ));
+    }
+    if let Err(e) = m.config.validate() {
+        errors.push(at.err(&format!("{base}/{}", e.field.replace('.', "/")), e.message));
+    }
+    let source = match (m.query, m.counts, m.counters, m.histogram, m.share) {
+        (Some(q), None, None, None, None) => MetricSource::Series(q),
+        (None, Some(c), None, None, None) => MetricSource::Counts {
+            bad: c.bad,
+            total: c.total,
+        },
+        (None, None, Some(c), None, None) => MetricSource::Counters {
+            bad: c.bad,
+            total: c.total,
+        },
+        (None, None, None, Some(h), None) => {
+            if h.slower_than.is_some_and(|t| !t.is_finite()) {
+                errors.push(at.err(
+                    &format!("{base}/histogram/slower_than"),
+                    "must be a finite bucket bound".into(),
+                ));
+            }
+            match (h.buckets, h.native) {
+                (Some(buckets), None) => MetricSource::Histogram {
+                    buckets,
+                    slower_than: h.slower_than,
+                    native: false,
+                },
+                (None, Some(selector)) => MetricSource::Histogram {
+                    buckets: selector,
+                    slower_than: h.slower_than,
+                    native: true,
+                },
+                _ => {
+                    errors.push(
+                        at.err(
+                            &format!("{base}/histogram"),
+                            "set exactly one of `buckets` (a classic histogram's `..._bucket` \
+                         counters) or `native` (a native histogram's series)"
+                                .into(),
+                        ),
+                    );
+                    return None;
+                }
+            }
+        }
+        (None, None, None, None, Some(sh)) => match (sh.expected, sh.ready_pods) {
+            (Some(expected), None) => MetricSource::Share {
+                requests: sh.requests,
+                expected,
+                ready_pods: None,
+            },
+            (None, Some(pods)) => MetricSource::Share {
+                requests: sh.requests,
+                expected: String::new(),
+                ready_pods: Some(pods),
+            },
+            _ => {
+                errors.push(
+                    at.err(
+                        &format!("{base}/share"),
+                        "set exactly one of `expected` (the canary's weight in percent) or \
+                     `ready_pods` (a selector of each variant's ready pods)"
+                            .into(),
+                    ),
+                );
+                return None;
+            }
+        },
+        _ => {
+            errors.push(at.err(
+                &base,
+                "set exactly one of `query`, `counts`, `counters`, `histogram` or `share`".into(),
+            ));
+            return None;
+        }
+    };
+    Some(JudgeMetric {
+        group: m.group.unwrap_or_else(|| m.name.clone()),
+        name: m.name,
+        source,
+        config: m.config,
+    })
+}
+
+/// SLO `i`, checked: an objective as a ratio or a percentage, burn-rate windows (the
+/// multiwindow defaults when none are given) and a period.
+fn slo_of(at: &At, i: usize, s: RawSlo, errors: &mut Vec<TemplateError>) -> Slo {
+    let base = format!("/slos/{i}");
+    let objective = if s.objective > 1.0 && s.objective < 100.0 {
+        s.objective / 100.0
+    } else {
+        s.objective
+    };
+    if !(objective > 0.0 && objective < 1.0) {
+        errors.push(at.err(
+            &format!("{base}/objective"),
+            "must be a ratio in (0, 1) or a percentage in (1, 100)".into(),
+        ));
+    }
+    let mut windows = Vec::new();
+    match s.windows {
+        None => windows = default_windows(),
+        Some(ws) => {
+            for (j, w) in ws.into_iter().enumerate() {
+                let wp = format!("{base}/windows/{j}");
+                let long = at.duration(errors, &format!("{wp}/long"), &w.long);
+                let short = at.duration(errors, &format!("{wp}/short"), &w.short);
+                if !(w.burn_rate.is_finite() && w.burn_rate > 0.0) {
+                    errors.push(at.err(&format!("{wp}/burn_rate"), "must be > 0".into()));
+                }
+                if let (Some(long), Some(short)) = (long, short) {
+                    if short >= long {
+                        errors.push(at.err(&wp, "short must be shorter than long".into()));
+                    }
+                    windows.push(BurnWindow {
+                        long,
+                        short,
+                        burn_rate: w.burn_rate,
+                    });
+                }
+            }
+        }
+    }
+    let period = at.duration(errors, &format!("{base}/period"), &s.period);
+    Slo {
+        name: s.name,
+        objective,
+        error_query: s.error_query,
+        total_query: s.total_query,
+        scope: s.scope,
+        windows,
+        min_events: s.min_events,
+        min_bad_events: s.min_bad_events,
+        period: period.unwrap_or(Duration::from_secs(30 * 86400)),
+    }
+}
+
+/// Errors only rendering shows: every placeholder must resolve (rendered once with
+/// placeholder values), and each histogram query must select what its kind needs.
+fn check_rendering(at: &At, spec: &JudgeSpec) -> Vec<TemplateError> {
     // Every placeholder must resolve: render once with placeholder values.
     let dummy: BTreeMap<String, String> = spec
         .args
@@ -774,10 +845,10 @@ fn parse_document(file: &str, doc: &Document) -> Result<JudgeSpec, Vec<TemplateE
     let mut placeholder_errors = Vec::new();
     let probe = spec.render_with(&dummy);
     for (pointer, e) in probe.errors {
-        placeholder_errors.push(err(&pointer, e.to_string()));
+        placeholder_errors.push(at.err(&pointer, e.to_string()));
     }
     if let Some(e) = raw_kind_check(&spec) {
-        placeholder_errors.push(err("", e));
+        placeholder_errors.push(at.err("", e));
     }
     for (i, m) in spec.metrics.iter().enumerate() {
         if let (MetricSource::Histogram { native, .. }, Some(q)) =
@@ -789,14 +860,12 @@ fn parse_document(file: &str, doc: &Document) -> Result<JudgeSpec, Vec<TemplateE
                 ("buckets", histogram_selector_problem(q))
             };
             if let Some(problem) = problem {
-                placeholder_errors.push(err(&format!("/metrics/{i}/histogram/{field}"), problem));
+                placeholder_errors
+                    .push(at.err(&format!("/metrics/{i}/histogram/{field}"), problem));
             }
         }
     }
-    if !placeholder_errors.is_empty() {
-        return Err(placeholder_errors);
-    }
-    Ok(spec)
+    placeholder_errors
 }
 
 /// Why a histogram's `buckets` query cannot give per-bucket counters, if it cannot: it must
