@@ -13,8 +13,7 @@
 //! test. Loopback only; every request loop is bounded in time.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use serve::Server;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -22,6 +21,9 @@ use serde_json::{json, Value};
 // The tests' own harnesses for the real servers (`postgres` finds `prom` as `super::prom`).
 #[path = "common/fleet_data.rs"]
 mod fleet_data;
+#[path = "common/serve.rs"]
+#[macro_use]
+mod serve;
 #[allow(dead_code)]
 #[path = "../tests/common/postgres.rs"]
 mod postgres;
@@ -31,57 +33,6 @@ mod prom;
 
 const SPEC: &str = "analysis-templates/judge-istio-golden-signals.yaml";
 const TOKEN: &str = "fleet-bench-token";
-
-struct Server {
-    url: String,
-    child: Child,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(prometheus: &str, judges: &std::path::Path, database: Option<&str>) -> Server {
-    let token = judges.join("token");
-    std::fs::write(&token, TOKEN).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_canary"));
-    cmd.args([
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--prometheus",
-        prometheus,
-    ])
-    .arg("--judges")
-    .arg(judges)
-    .arg("--token-file")
-    .arg(&token)
-    .args(["--max-concurrent", "1024", "--keep-results", "100000"])
-    .env("CANARY_LOG", "error")
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped());
-    if let Some(db) = database {
-        cmd.args(["--database-url", db]);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let url = loop {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "canary serve did not start"
-        );
-        if let Some(rest) = line.trim().strip_prefix("canary serve listening on ") {
-            break format!("http://{}", rest.split_whitespace().next().unwrap());
-        }
-    };
-    std::thread::spawn(move || for _ in stderr.lines() {});
-    Server { url, child }
-}
 
 fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -288,7 +239,24 @@ fn main() {
         for (name, db) in setups {
             let replicas = if db.is_some() { 2 } else { 1 };
             let servers: Vec<Server> = (0..replicas)
-                .map(|_| start_server(&prometheus.url, judges.path(), db.as_deref()))
+                .map(|_| {
+                    let token = judges.path().join("token");
+                    std::fs::write(&token, TOKEN).unwrap();
+                    let mut args = os_args![
+                        "--judges",
+                        judges.path(),
+                        "--token-file",
+                        &token,
+                        "--max-concurrent",
+                        "1024",
+                        "--keep-results",
+                        "100000",
+                    ];
+                    if let Some(db) = db.as_deref() {
+                        args.extend(os_args!["--database-url", db]);
+                    }
+                    serve::start(&prometheus.url, args)
+                })
                 .collect();
             let o = run(&rt, &prometheus.url, &servers, n, interval, duration);
             let connections = match (&postgres, &db) {

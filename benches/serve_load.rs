@@ -12,11 +12,13 @@
 //! `cargo bench --bench serve_load` runs 200 clients for 30 s per run; under
 //! `cargo test --all-targets` it runs 20 clients for 2 s, as a smoke test.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+#[path = "common/serve.rs"]
+#[macro_use]
+mod serve;
 
 use axum::extract::State;
 use axum::routing::post;
@@ -108,36 +110,10 @@ fn run(
         dir.path().join("spec.yaml"),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_canary"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--prometheus",
-            &prom_url,
-        ])
-        .arg("--judges")
-        .arg(dir.path())
-        .args(["--max-concurrent", "1024"])
-        .args(extra)
-        .env("CANARY_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let url = loop {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "canary serve did not start"
-        );
-        if let Some(rest) = line.trim().strip_prefix("canary serve listening on ") {
-            break format!("http://{}", rest.split_whitespace().next().unwrap());
-        }
-    };
-    std::thread::spawn(move || for _ in stderr.lines() {});
+    let mut args = os_args!["--judges", dir.path(), "--max-concurrent", "1024"];
+    args.extend(extra.iter().map(std::ffi::OsString::from));
+    let server = serve::start(&prom_url, args);
+    let url = server.url.clone();
 
     let body = json!({"judge": "istio-kayenta-compatible", "args": {
         "service": "checkout", "namespace": "prod", "canary_hash": "c0ffee", "stable_hash": "5tab1e"}});
@@ -182,9 +158,8 @@ fn run(
         all
     });
     let seconds = started.elapsed().as_secs_f64();
-    let rss = peak_rss_kib(child.id());
-    let _ = child.kill();
-    let _ = child.wait();
+    let rss = peak_rss_kib(server.child.id());
+    drop(server);
     let mut sorted = latencies.clone();
     sorted.sort();
     let q = |p: f64| {

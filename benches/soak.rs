@@ -18,7 +18,6 @@
 //! `cargo test --all-targets` a 25 s smoke run with a compressed schedule.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,6 +28,9 @@ use serde_json::{json, Value};
 
 #[path = "common/fleet_data.rs"]
 mod fleet_data;
+#[path = "common/serve.rs"]
+#[macro_use]
+mod serve;
 
 const SPEC: &str = "analysis-templates/judge-istio-golden-signals.yaml";
 const TOKEN: &str = "soak-token";
@@ -153,60 +155,6 @@ impl Drop for Prometheus {
         self.signal("-CONT");
         self.stop();
     }
-}
-
-struct Server {
-    url: String,
-    child: Child,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(prometheus: &str, judges: &Path, token: &Path, extra: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_canary"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--prometheus",
-            prometheus,
-        ])
-        .arg("--judges")
-        .arg(judges)
-        .arg("--token-file")
-        .arg(token)
-        .args([
-            "--keep-results",
-            &KEEP.to_string(),
-            "--reload-interval",
-            "2s",
-        ])
-        .args(["--deadline", "4s"])
-        .args(extra)
-        .env("CANARY_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let url = loop {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "canary serve did not start"
-        );
-        if let Some(rest) = line.trim().strip_prefix("canary serve listening on ") {
-            break format!("http://{}", rest.split_whitespace().next().unwrap());
-        }
-    };
-    std::thread::spawn(move || for _ in stderr.lines() {});
-    Server { url, child }
 }
 
 /// One sample of the server process.
@@ -432,7 +380,20 @@ fn main() {
     // The smoke run's outages (4 s) are shorter than the default 10 s answer cache, which
     // would answer through them: a 1 s cache there, so the faults are seen.
     let extra: &[&str] = if bench { &[] } else { &["--cache-ttl", "1s"] };
-    let server = start_server(&prometheus.url(), judges.path(), &token, extra);
+    let mut args = os_args![
+        "--judges",
+        judges.path(),
+        "--token-file",
+        &token,
+        "--keep-results",
+        KEEP.to_string(),
+        "--reload-interval",
+        "2s",
+        "--deadline",
+        "4s",
+    ];
+    args.extend(extra.iter().map(std::ffi::OsString::from));
+    let server = serve::start(&prometheus.url(), args);
     let pid = server.child.id();
     println!(
         "soak: {} of mixed load, faults every {}; {JUDGE_WORKERS} judge workers, {READERS} \
