@@ -9,6 +9,8 @@
 //!   nobody looks at);
 //! - args declared but never used.
 
+mod rules;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -16,8 +18,6 @@ use promql_parser::parser::Expr;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::analysis::Phase;
-use crate::template::argo::parse_duration;
 use crate::template::yaml::{self, Document};
 use crate::template::{self, dotted, judge_spec, TemplateError};
 
@@ -223,18 +223,15 @@ fn lint_argo(file: &str, docs: &[Document]) -> Vec<Finding> {
         })
         .cloned()
         .collect();
-    let mut templates = Vec::new();
-    let mut errors = Vec::new();
-    match template::parse_documents(file, argo) {
-        Ok(mut t) => templates.append(&mut t),
-        Err(mut e) => errors.append(&mut e),
-    }
-    if !errors.is_empty() {
-        return errors
-            .into_iter()
-            .map(|e| from_template_error(e, "schema"))
-            .collect();
-    }
+    let templates = match template::parse_documents(file, argo) {
+        Ok(t) => t,
+        Err(errors) => {
+            return errors
+                .into_iter()
+                .map(|e| from_template_error(e, "schema"))
+                .collect()
+        }
+    };
     let mut out = Vec::new();
     for t in &templates {
         // Args without a value get a placeholder, so the metrics render and validate.
@@ -251,196 +248,25 @@ fn lint_argo(file: &str, docs: &[Document]) -> Vec<Finding> {
                 continue;
             }
         };
-        let doc = t.doc();
-        // Args declared but never used.
-        let raw_metrics = doc
-            .value
-            .pointer("/spec/metrics")
-            .map(Value::to_string)
-            .unwrap_or_default();
-        for (i, a) in t.args.iter().enumerate() {
-            let used = regex::Regex::new(&format!(
-                r"\{{\{{\s*args\.{}\s*\}}\}}",
-                regex::escape(&a.name)
-            ))
-            .is_ok_and(|r| r.is_match(&raw_metrics));
-            if !used {
-                out.push(Finding {
-                    file: file.into(),
-                    line: doc.line_of(&format!("/spec/args/{i}")),
-                    severity: Severity::Warning,
-                    rule: "arg-unused",
-                    message: format!("arg {:?} is declared but no metric uses it", a.name),
-                    fix: Some(format!(
-                        "remove it, or use it as {{{{args.{}}}}} in a query",
-                        a.name
-                    )),
-                });
-            }
-        }
-        for (i, m) in metrics.iter().enumerate() {
-            let base = format!("/spec/metrics/{i}");
-            let at = |field: &str| doc.line_of(&format!("{base}/{field}"));
+        out.extend(rules::arg_unused::argo(file, t));
+        for (index, m) in metrics.iter().enumerate() {
             let metric = &m.metric;
-            let name = &metric.name;
-            let finding = |line, severity, rule, message: String, fix: Option<String>| Finding {
-                file: file.into(),
-                line,
-                severity,
-                rule,
-                message: format!("metric {name:?}: {message}"),
-                fix,
+            let m = rules::ArgoMetric {
+                file,
+                doc: t.doc(),
+                index,
+                metric,
+                query: metric
+                    .provider
+                    .prometheus
+                    .as_ref()
+                    .map(|p| parse_promql(&p.query)),
             };
-            // PromQL.
-            let interval = metric
-                .interval
-                .as_deref()
-                .and_then(|d| parse_duration(d).ok());
-            if let Some(p) = &metric.provider.prometheus {
-                let line = at("provider/prometheus/query");
-                match parse_promql(&p.query) {
-                    Err(e) => out.push(finding(
-                        line,
-                        Severity::Error,
-                        "promql",
-                        format!("the query does not parse: {}", e.trim()),
-                        None,
-                    )),
-                    Ok(expr) => {
-                        let step = p
-                            .range_query
-                            .as_ref()
-                            .and_then(|r| parse_duration(&r.step).ok());
-                        for r in ranges(&expr) {
-                            if let Some(s) = step.filter(|s| r < *s) {
-                                out.push(finding(
-                                    line,
-                                    Severity::Warning,
-                                    "window-shorter-than-step",
-                                    format!(
-                                        "range [{}] is shorter than the rangeQuery step {}: \
-                                         samples between steps are never looked at",
-                                        human(r),
-                                        human(s)
-                                    ),
-                                    Some(format!("use a range of at least [{}]", human(s))),
-                                ));
-                            }
-                            if let Some(iv) = interval.filter(|iv| r < *iv) {
-                                out.push(finding(
-                                    line,
-                                    Severity::Warning,
-                                    "window-shorter-than-interval",
-                                    format!(
-                                        "range [{}] is shorter than the interval {}: what \
-                                         happens between measurements is never looked at",
-                                        human(r),
-                                        human(iv)
-                                    ),
-                                    Some(format!(
-                                        "use a range of at least [{}] (the interval)",
-                                        human(iv)
-                                    )),
-                                ));
-                            }
-                        }
-                    }
-                }
-            }
-            let conditions = [
-                ("successCondition", metric.success_condition.as_str()),
-                ("failureCondition", metric.failure_condition.as_str()),
-            ];
-            // result[0] without a guard.
-            for (field, c) in conditions {
-                let indexes = c.contains("result[0]");
-                let guarded = c.contains("len(result)") || c.contains("default(");
-                if indexes && !guarded {
-                    out.push(finding(
-                        at(field),
-                        Severity::Warning,
-                        "empty-result",
-                        format!(
-                            "{field} reads result[0] with no empty-result guard: when the query \
-                             returns no series (no traffic yet, a typo in a label) the \
-                             measurement is an Error, and enough of them abort the analysis"
-                        ),
-                        Some(format!("guard it: len(result) > 0 && {c}")),
-                    ));
-                }
-            }
-            // No data: what do the conditions make of NaN (Prometheus' 0/0)?
-            let explicit = conditions.iter().any(|(_, c)| c.contains("isNaN"));
-            let list = conditions.iter().any(|(_, c)| c.contains("result[0]"));
-            let nan = if list {
-                expr::Value::Array(vec![expr::Value::Float(f64::NAN)])
-            } else {
-                expr::Value::Float(f64::NAN)
-            };
-            let line = at("successCondition").or(at("failureCondition"));
-            let nan_phase = match metric.provider.prometheus {
-                Some(_) => crate::condition::evaluate(
-                    &nan,
-                    &metric.success_condition,
-                    &metric.failure_condition,
-                )
-                .ok(),
-                None => None,
-            };
-            match nan_phase {
-                Some(Phase::Successful) => out.push(finding(
-                    line,
-                    Severity::Error,
-                    "nan-passes",
-                    "a NaN result (no requests: 0/0) makes the measurement Successful — \
-                     missing data passes"
-                        .into(),
-                    Some(
-                        "exclude NaN from success: `!isNaN(result[0]) && …`, and decide what no \
-                         data means (Inconclusive is the safe choice)"
-                            .into(),
-                    ),
-                )),
-                Some(Phase::Inconclusive) if !explicit => out.push(finding(
-                    line,
-                    Severity::Warning,
-                    "nan-inconclusive",
-                    "on a NaN result (no requests: 0/0) both conditions are false: the \
-                     measurement is Inconclusive, which pauses the rollout for a person"
-                        .into(),
-                    Some(
-                        "say what no data means with isNaN() in the conditions, and set \
-                         inconclusiveLimit to how many quiet measurements you tolerate"
-                            .into(),
-                    ),
-                )),
-                _ => {}
-            }
-            // Limits that count measurements can never exceed.
-            let count = metric.count.filter(|c| *c > 0);
-            if let Some(count) = count {
-                for (field, limit) in [
-                    ("failureLimit", metric.failure_limit),
-                    ("inconclusiveLimit", metric.inconclusive_limit),
-                    ("consecutiveErrorLimit", metric.consecutive_error_limit),
-                ] {
-                    if let Some(l) = limit.filter(|l| *l >= count) {
-                        out.push(finding(
-                            at(field).or(at("count")),
-                            Severity::Warning,
-                            "limit-unreachable",
-                            format!(
-                                "{field} {l} with count {count}: exceeding it takes {} \
-                                 measurements, more than are taken — this limit never trips",
-                                l + 1
-                            ),
-                            Some(format!(
-                                "lower {field} below {count}, or raise count above {l}"
-                            )),
-                        ));
-                    }
-                }
-            }
+            out.extend(rules::promql::argo(&m));
+            out.extend(rules::windows::argo(&m));
+            out.extend(rules::empty_result::argo(&m));
+            out.extend(rules::nan::argo(&m));
+            out.extend(rules::limit_unreachable::argo(&m));
         }
     }
     out
@@ -483,112 +309,59 @@ fn lint_judges(file: &str, text: &str, docs: &[Document]) -> Vec<Finding> {
                 continue;
             }
         };
-        let raw = doc.map(|d| d.value.to_string()).unwrap_or_default();
-        for (name, _) in &spec.args {
-            let variant_default = matches!(name.as_str(), "canary_hash" | "stable_hash");
-            let used = raw.contains(&format!("args.{name}"));
-            if !used && !variant_default {
-                out.push(Finding {
-                    file: file.into(),
-                    line: line("/args"),
-                    severity: Severity::Warning,
-                    rule: "arg-unused",
-                    message: format!(
-                        "Judge {:?}: arg {name:?} is declared but no query uses it",
-                        spec.name
-                    ),
-                    fix: Some(format!("remove it, or use it as {{{{args.{name}}}}}")),
-                });
-            }
-        }
-        let mut queries: Vec<(String, String)> = Vec::new();
-        for (i, (canary, _)) in rendered.metrics.iter().enumerate() {
-            let field = match &spec.metrics[i].source {
-                judge_spec::MetricSource::Series(_) => "query",
-                judge_spec::MetricSource::Counts { .. } => "counts",
-                judge_spec::MetricSource::Counters { .. } => "counters",
-                judge_spec::MetricSource::Histogram { .. } => "histogram",
-                judge_spec::MetricSource::Share { .. } => "share",
-            };
-            for q in canary {
-                queries.push((format!("/metrics/{i}/{field}"), q.clone()));
-            }
-        }
-        for (i, rules) in rendered.slos.iter().enumerate() {
-            for ((le, lt), _) in rules {
-                queries.push((format!("/slos/{i}"), le.clone()));
-                queries.push((format!("/slos/{i}"), lt.clone()));
-            }
-        }
-        for (pointer, q) in queries {
+        out.extend(rules::arg_unused::judge(file, &spec, doc));
+        for (pointer, q) in judge_queries(&spec, &rendered) {
             let metric = doc
                 .and_then(|d| d.value.pointer(&format!("{}/name", parent(&pointer))))
                 .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            let what = format!(
-                "Judge {:?} {} {metric:?}",
-                spec.name,
-                dotted(parent(&pointer))
-            );
-            match parse_promql(&q) {
-                Err(e) => out.push(Finding {
-                    file: file.into(),
-                    line: line(&pointer),
-                    severity: Severity::Error,
-                    rule: "promql",
-                    message: format!("{what}: the query does not parse: {}", e.trim()),
-                    fix: None,
-                }),
-                Ok(expr) => {
-                    if pointer.starts_with("/metrics") {
-                        for r in ranges(&expr).into_iter().filter(|r| *r < spec.step) {
-                            out.push(Finding {
-                                file: file.into(),
-                                line: line(&pointer),
-                                severity: Severity::Warning,
-                                rule: "window-shorter-than-step",
-                                message: format!(
-                                    "{what}: range [{}] is shorter than the spec's step {}: \
-                                     samples between steps are never looked at",
-                                    human(r),
-                                    human(spec.step)
-                                ),
-                                fix: Some("use [{{step}}], the spec's step".into()),
-                            });
-                        }
-                        let series = pointer.ends_with("/query");
-                        for r in ranges(&expr)
-                            .into_iter()
-                            .filter(|r| series && *r > spec.step)
-                        {
-                            out.push(Finding {
-                                file: file.into(),
-                                line: line(&pointer),
-                                severity: Severity::Warning,
-                                rule: "window-longer-than-step",
-                                message: format!(
-                                    "{what}: range [{}] is longer than the spec's step {}: \
-                                     neighbouring points overlap, so the judge keeps only every \
-                                     {}th point (a rank test over overlapping points is far too \
-                                     confident)",
-                                    human(r),
-                                    human(spec.step),
-                                    (r.as_secs_f64() / spec.step.as_secs_f64()).ceil()
-                                ),
-                                fix: Some(
-                                    "use [{{step}}], or a histogram/counters metric that \
-                                     judges requests instead of per-step points"
-                                        .into(),
-                                ),
-                            });
-                        }
-                    }
-                }
-            }
+                .unwrap_or("");
+            let q = rules::JudgeQuery {
+                file,
+                spec: &spec,
+                pointer: &pointer,
+                line: line(&pointer),
+                what: format!(
+                    "Judge {:?} {} {metric:?}",
+                    spec.name,
+                    dotted(parent(&pointer))
+                ),
+                expr: parse_promql(&q),
+            };
+            out.extend(rules::promql::judge(&q));
+            out.extend(rules::windows::judge_shorter_than_step(&q));
+            out.extend(rules::windows::judge_longer_than_step(&q));
         }
     }
     out
+}
+
+/// Every rendered query of a Judge spec with the JSON pointer of the field it came from: the
+/// canary side of each metric (the baseline's differs only in its selector), then each SLO
+/// rule's two queries.
+fn judge_queries(
+    spec: &judge_spec::JudgeSpec,
+    rendered: &judge_spec::Rendered,
+) -> Vec<(String, String)> {
+    let mut queries = Vec::new();
+    for (i, (canary, _)) in rendered.metrics.iter().enumerate() {
+        let field = match &spec.metrics[i].source {
+            judge_spec::MetricSource::Series(_) => "query",
+            judge_spec::MetricSource::Counts { .. } => "counts",
+            judge_spec::MetricSource::Counters { .. } => "counters",
+            judge_spec::MetricSource::Histogram { .. } => "histogram",
+            judge_spec::MetricSource::Share { .. } => "share",
+        };
+        for q in canary {
+            queries.push((format!("/metrics/{i}/{field}"), q.clone()));
+        }
+    }
+    for (i, rules) in rendered.slos.iter().enumerate() {
+        for ((le, lt), _) in rules {
+            queries.push((format!("/slos/{i}"), le.clone()));
+            queries.push((format!("/slos/{i}"), lt.clone()));
+        }
+    }
+    queries
 }
 
 fn parent(pointer: &str) -> &str {
