@@ -10,6 +10,7 @@ use super::args::{load_metrics, parse_args, Output, SourceArgs, TimeRange};
 use super::prometheus_args::PrometheusArgs;
 use super::{write_stdout, CliError, Exit};
 use crate::calibrate::{self, Calibration, Mode, Plan};
+use crate::judge::Verdict;
 use crate::report::terminal::{sparkline, strip};
 
 /// Judge the baseline against itself over many windows of history (A/A) and report how often
@@ -190,7 +191,7 @@ pub fn render(c: &Calibration) -> String {
         Mode::Adjacent => "baseline's latest window vs the window before",
         Mode::Args => "canary and baseline as the args select them",
     };
-    let verdicts: Vec<&str> = c.verdicts.iter().map(|v| v.1.as_str()).collect();
+    let verdicts: Vec<Verdict> = c.verdicts.iter().map(|v| v.1).collect();
     let mut out = format!(
         "A/A calibration of {}: {} → {}, {} windows ({mode})\n\n  verdicts  {}\n\n",
         c.judge,
