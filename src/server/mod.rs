@@ -8,6 +8,7 @@
 mod audit;
 mod connections;
 pub mod error;
+mod judge;
 pub mod metrics;
 pub mod openapi;
 pub mod specs;
@@ -31,14 +32,13 @@ use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use self::error::AppError;
-use self::metrics::{RouteLabels, ServerMetrics, VerdictLabels};
+use self::metrics::{RouteLabels, ServerMetrics};
 use self::openapi::{Access, Route};
 use self::specs::JudgeStore;
 use crate::audit::postgres::PgLedger;
-use crate::judging::{self, JudgeOptions};
+use crate::judging;
 use crate::source::{PromQuery, Sources};
-use crate::store::{Record, ResultStore, StoreError};
-use crate::template::judge_spec;
+use crate::store::{ResultStore, StoreError};
 
 /// Server settings.
 #[derive(Debug, Clone)]
@@ -192,7 +192,7 @@ pub fn router(state: AppState) -> Router {
 /// The handler of `route` (the match makes a new [`Route`] need one).
 fn endpoint(route: Route) -> axum::routing::MethodRouter<AppState> {
     match route {
-        Route::Judge => route.on(judge),
+        Route::Judge => route.on(judge::judge),
         Route::Analysis => route.on(analysis),
         Route::Judges => route.on(judges),
         Route::Budgets => route.on(budgets),
@@ -462,271 +462,6 @@ async fn auth(
         }
     }
     Ok(next.run(req).await)
-}
-
-async fn judge(
-    State(state): State<AppState>,
-    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
-) -> Result<Response, AppError> {
-    use axum::extract::rejection::JsonRejection;
-    let Json(body) = body.map_err(|e| match e {
-        JsonRejection::BytesRejection(b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            AppError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!(
-                    "request body over {} bytes",
-                    state.inner.settings.max_body_bytes
-                ),
-            )
-        }
-        JsonRejection::MissingJsonContentType(_) => AppError::bad_request(
-            "bad_request",
-            "send the body as JSON with Content-Type: application/json",
-            None,
-        ),
-        other => AppError::bad_request("bad_json", other.body_text(), None),
-    })?;
-    // A NUL means nothing in a judge name, an arg or a spec, and PostgreSQL text cannot hold
-    // one: refused here, where it was a 503 from the result store.
-    if let Some(field) = nul_at(&body, "") {
-        let code = if field.starts_with("args") {
-            "bad_args"
-        } else {
-            "bad_request"
-        };
-        return Err(AppError::bad_request(
-            code,
-            format!("{field}: contains a NUL character (U+0000)"),
-            Some(&field),
-        ));
-    }
-    let inner = &state.inner;
-    // Inline specs are counted under one label: their names are the client's to choose,
-    // and a flood of distinct ones must not grow the metrics without bound.
-    let inline = matches!(body.get("judge"), Some(Value::Object(_)));
-    let spec = match body.get("judge") {
-        Some(Value::String(name)) => inner.specs.get(name).ok_or_else(|| {
-            AppError::new(
-                StatusCode::NOT_FOUND,
-                "unknown_judge",
-                format!(
-                    "no judge named {name:?} (loaded: {})",
-                    inner.specs.names().join(", ")
-                ),
-            )
-        })?,
-        Some(inline @ Value::Object(_)) => {
-            if !inner.settings.allow_inline {
-                return Err(AppError::bad_request(
-                    "inline_disabled",
-                    "inline judge specs are off; start the server with --allow-inline or name a loaded judge",
-                    Some("judge"),
-                ));
-            }
-            let spec = judge_spec::from_json(inline).map_err(|e| {
-                let field = match e.first().and_then(|f| f.field.clone()) {
-                    Some(f) => format!("judge.{f}"),
-                    None => "judge".to_string(),
-                };
-                let message = e
-                    .iter()
-                    .map(|e| match &e.field {
-                        Some(f) => format!("{f}: {}", e.message),
-                        None => e.message.clone(),
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                AppError::bad_request("bad_spec", message, Some(&field))
-            })?;
-            Arc::new(spec)
-        }
-        _ => {
-            return Err(AppError::bad_request(
-                "bad_request",
-                "`judge` must be a judge name or an inline spec",
-                Some("judge"),
-            ))
-        }
-    };
-    let args: BTreeMap<String, String> = match body.get("args") {
-        None | Some(Value::Null) => BTreeMap::new(),
-        Some(Value::Object(m)) => {
-            let mut out = BTreeMap::new();
-            for (k, v) in m {
-                let s = match v {
-                    Value::String(s) => s.clone(),
-                    Value::Number(n) => n.to_string(),
-                    Value::Bool(b) => b.to_string(),
-                    _ => {
-                        return Err(AppError::bad_request(
-                            "bad_args",
-                            "arg values must be strings, numbers or booleans",
-                            Some(&format!("args.{k}")),
-                        ))
-                    }
-                };
-                out.insert(k.clone(), s);
-            }
-            out
-        }
-        Some(_) => {
-            return Err(AppError::bad_request(
-                "bad_args",
-                "`args` must be an object",
-                Some("args"),
-            ))
-        }
-    };
-    if let Some(extra) = body.as_object().and_then(|o| {
-        o.keys()
-            .find(|k| !["judge", "args", "since", "decide_after"].contains(&k.as_str()))
-    }) {
-        return Err(AppError::bad_request(
-            "bad_request",
-            format!("unknown field {extra:?}"),
-            Some(extra),
-        ));
-    }
-
-    // The analysis's start (Argo: `{{analysis.startedAt}}`-style args, or promote's step
-    // start); without it, the start is found in the data.
-    let since = match body.get("since") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.trim().is_empty() => None,
-        Some(Value::String(s)) => Some(
-            chrono::DateTime::parse_from_rfc3339(s.trim())
-                .map_err(|e| {
-                    AppError::bad_request(
-                        "bad_since",
-                        format!(
-                            "since: {s:?} is not an RFC 3339 time ({e}), e.g. 2026-12-02T17:00:00Z"
-                        ),
-                        Some("since"),
-                    )
-                })?
-                .with_timezone(&chrono::Utc),
-        ),
-        Some(_) => {
-            return Err(AppError::bad_request(
-                "bad_since",
-                "since: must be an RFC 3339 time string",
-                Some("since"),
-            ))
-        }
-    };
-
-    // How long an analysis runs before an undecided pass is final (Argo: (count − 1) ×
-    // interval, so its last poll decides).
-    let decide_after = match body.get("decide_after") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.trim().is_empty() => None,
-        Some(Value::String(s)) => Some(humantime::parse_duration(s.trim()).map_err(|e| {
-            AppError::bad_request(
-                "bad_decide_after",
-                format!("decide_after: {s:?} is not a duration ({e}), e.g. 8m"),
-                Some("decide_after"),
-            )
-        })?),
-        Some(_) => {
-            return Err(AppError::bad_request(
-                "bad_decide_after",
-                "decide_after: must be a duration string, e.g. 8m",
-                Some("decide_after"),
-            ))
-        }
-    };
-
-    let Ok(_permit) = inner.permits.clone().try_acquire_owned() else {
-        inner.metrics.overloaded.inc();
-        return Err(AppError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
-            format!(
-                "{} judgements already running; retry shortly",
-                inner.settings.max_concurrent
-            ),
-        ));
-    };
-    let started = Instant::now();
-    let deadline = inner.settings.deadline;
-    let options = JudgeOptions {
-        query_timeout: deadline,
-        since,
-        decide_after,
-    };
-    let run = judging::run(&spec, &args, &inner.sources, chrono::Utc::now(), options);
-    let judgement = match tokio::time::timeout(deadline, run).await {
-        Err(_) => {
-            return Err(AppError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "deadline_exceeded",
-                format!(
-                    "no judgement within the {} ms deadline",
-                    deadline.as_millis()
-                ),
-            ))
-        }
-        Ok(r) => r?,
-    };
-    inner
-        .metrics
-        .judge_duration
-        .observe(started.elapsed().as_secs_f64());
-    let verdict = serde_json::to_value(judgement.verdict).unwrap_or(Value::Null);
-    inner
-        .metrics
-        .verdicts
-        .get_or_create(&VerdictLabels {
-            judge: if inline {
-                INLINE_LABEL.to_string()
-            } else {
-                judgement.judge.clone()
-            },
-            verdict: verdict.as_str().unwrap_or_default().to_string(),
-        })
-        .inc();
-    let record = Record::new(judgement);
-    tracing::info!(judge = %record.judgement.judge, verdict = %verdict, id = %record.id, "judged");
-    // Kept before it is answered: an id a client has seen can be read back from any replica.
-    inner.results.put(&record).await.map_err(store_error)?;
-    let body = record
-        .document()
-        .map_err(|e| AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "encode", e.to_string()))?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
-}
-
-/// The `judge` label of verdicts judged by inline specs.
-const INLINE_LABEL: &str = "(inline)";
-
-/// Where in `v` (`args.service`, `judge.metrics.0.query`) a string or key holds a NUL.
-fn nul_at(v: &Value, at: &str) -> Option<String> {
-    let join = |key: &str| {
-        if at.is_empty() {
-            key.to_string()
-        } else {
-            format!("{at}.{key}")
-        }
-    };
-    match v {
-        Value::String(s) if s.contains('\0') => Some(if at.is_empty() {
-            "body".into()
-        } else {
-            at.into()
-        }),
-        Value::Object(m) => m.iter().find_map(|(k, x)| {
-            if k.contains('\0') {
-                Some(join(&k.replace('\0', "\\0")))
-            } else {
-                nul_at(x, &join(k))
-            }
-        }),
-        Value::Array(a) => a
-            .iter()
-            .enumerate()
-            .find_map(|(i, x)| nul_at(x, &join(&i.to_string()))),
-        _ => None,
-    }
 }
 
 /// A store failure as the API answers it: 503 (Argo records an Error measurement and asks
