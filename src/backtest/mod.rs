@@ -13,7 +13,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::analysis::{self, RunOptions, RunReport};
+use crate::analysis::{self, Phase, RunOptions, RunReport};
+use crate::judge::{Classification, Verdict};
 use crate::judging::{self, JudgeOptions, Judgement};
 use crate::source::history::{align_down, History, HistoryStats};
 use crate::source::Sources;
@@ -86,6 +87,77 @@ pub struct Plan {
     pub limit: Duration,
 }
 
+/// What a moment came to: the judge's verdict, or the AnalysisRun's phase.
+///
+/// Serialized as its [`as_str`](Outcome::as_str) name (`pass`, `Failed`, `error`), and
+/// ordered by that name, so the summary lists outcomes alphabetically.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A judge backtest: `pass | marginal | fail | inconclusive`.
+    Verdict(Verdict),
+    /// An Argo analysis backtest: the run's phase (`Successful`, `Failed`, `Error`, …).
+    Phase(Phase),
+    /// A judge moment that could not be judged at all (a query or the spec failed):
+    /// `error`, lower case unlike Argo's `Error` phase.
+    Error,
+}
+
+impl Outcome {
+    /// The name as printed and serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Verdict(v) => v.as_str(),
+            Outcome::Phase(p) => p.as_str(),
+            Outcome::Error => "error",
+        }
+    }
+
+    /// Whether the analysis passed at this moment (a judge's `pass`, Argo's `Successful`).
+    pub fn passed(self) -> bool {
+        matches!(
+            self,
+            Outcome::Verdict(Verdict::Pass) | Outcome::Phase(Phase::Successful)
+        )
+    }
+
+    /// Whether it failed: what a rollout would have rolled back on.
+    pub fn failed(self) -> bool {
+        matches!(
+            self,
+            Outcome::Verdict(Verdict::Fail) | Outcome::Phase(Phase::Failed)
+        )
+    }
+
+    /// Whether no verdict could be made (a query or the template failed).
+    pub fn errored(self) -> bool {
+        matches!(self, Outcome::Error | Outcome::Phase(Phase::Error))
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Outcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl Ord for Outcome {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl PartialOrd for Outcome {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 /// The outcome at one moment.
 #[derive(Debug, Clone, Serialize)]
 pub struct Point {
@@ -93,9 +165,8 @@ pub struct Point {
     pub at: String,
     /// Unix seconds.
     pub t: i64,
-    /// `pass | marginal | fail | inconclusive` (judge), or the run's phase (analysis);
-    /// `error` when the analysis could not be made.
-    pub outcome: String,
+    /// What the moment came to.
+    pub outcome: Outcome,
     /// The deciding numbers, in one line.
     pub why: String,
     /// Judge score (0–100).
@@ -112,12 +183,12 @@ pub struct Point {
 impl Point {
     /// Whether the analysis failed at this moment (what a rollout would have rolled back on).
     pub fn failed(&self) -> bool {
-        matches!(self.outcome.as_str(), "fail" | "Failed")
+        self.outcome.failed()
     }
 
     /// Whether no verdict could be made (a query or the template failed).
     pub fn errored(&self) -> bool {
-        matches!(self.outcome.as_str(), "error" | "Error")
+        self.outcome.errored()
     }
 }
 
@@ -148,7 +219,7 @@ pub struct Backtest {
     /// Every moment, in time order.
     pub points: Vec<Point>,
     /// Moments per outcome.
-    pub summary: BTreeMap<String, usize>,
+    pub summary: BTreeMap<Outcome, usize>,
     /// How the queries were answered.
     pub queries: HistoryStats,
     /// Per metric (judge backtests): canary and baseline over the whole range.
@@ -272,7 +343,7 @@ pub async fn run(
     }
     let mut summary = BTreeMap::new();
     for p in &points {
-        *summary.entry(p.outcome.clone()).or_insert(0) += 1;
+        *summary.entry(p.outcome).or_insert(0) += 1;
     }
     let key = |(t, v): (&i64, &f64)| (*t as f64 / 1000.0, *v);
     Backtest {
@@ -311,7 +382,7 @@ fn judge_point(
         Err(e) => Point {
             at: t.to_rfc3339(),
             t: t.timestamp(),
-            outcome: "error".into(),
+            outcome: Outcome::Error,
             why: e.to_string(),
             score: None,
             judgement: None,
@@ -329,11 +400,10 @@ fn judge_point(
                 m.baseline_points = Vec::new();
                 m.counts_points = None;
             }
-            let verdict = j.verdict.as_str().to_string();
             Point {
                 at: t.to_rfc3339(),
                 t: t.timestamp(),
-                outcome: verdict,
+                outcome: Outcome::Verdict(j.verdict),
                 why: deciding(&j),
                 score: Some(j.score),
                 judgement: Some(j),
@@ -348,7 +418,7 @@ fn deciding(j: &Judgement) -> String {
     let bad: Vec<String> =
         j.metrics
             .iter()
-            .filter(|m| m.judgement.classification.as_str() != "pass")
+            .filter(|m| m.judgement.classification != Classification::Pass)
             .flat_map(|m| {
                 m.judgement.reasons.iter().map(move |r| {
                     format!("{} {}: {r}", m.name, m.judgement.classification.as_str())
@@ -369,7 +439,7 @@ fn deciding(j: &Judgement) -> String {
 }
 
 fn analysis_point(t: DateTime<Utc>, report: RunReport) -> Point {
-    let outcome = report.phase.to_string();
+    let outcome = Outcome::Phase(report.phase);
     let why = if report.message.is_empty() {
         report
             .metrics

@@ -10,6 +10,7 @@ use super::args::{load_metrics, parse_args, Output, SourceArgs, TimeRange};
 use super::prometheus_args::PrometheusArgs;
 use super::{write_stdout, CliError, Exit};
 use crate::backtest::{self, Backtest, Plan, Point, Subject};
+use crate::judge::{Classification, Verdict};
 use crate::report::terminal::{range, sparkline, strip};
 
 /// Replay an AnalysisTemplate or a Judge spec over a past time range: at each moment, run it
@@ -151,7 +152,7 @@ fn terminal_width() -> usize {
 pub fn render(b: &Backtest, width: usize) -> String {
     use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
     let strip_width = width.saturating_sub(12).clamp(10, 120);
-    let outcomes: Vec<&str> = b.points.iter().map(|p| p.outcome.as_str()).collect();
+    let outcomes: Vec<backtest::Outcome> = b.points.iter().map(|p| p.outcome).collect();
     let mut out = format!(
         "Backtest of {} ({}): {} → {}, every {}, {} moments\n\n  timeline  {}\n",
         b.name,
@@ -173,19 +174,19 @@ pub fn render(b: &Backtest, width: usize) -> String {
             let bl: Vec<f64> = s.baseline.iter().map(|p| p.1).collect();
             let both: Vec<f64> = c.iter().chain(&bl).copied().collect();
             let scale = Some(range(&both));
-            let classes: Vec<&str> = b
+            let classes: Vec<Classification> = b
                 .points
                 .iter()
                 .map(|p| {
                     p.judgement
                         .as_ref()
                         .and_then(|j| j.metrics.iter().find(|m| &m.name == name))
-                        .map_or("error", |m| m.judgement.classification.as_str())
+                        .map_or(Classification::Error, |m| m.judgement.classification)
                 })
                 .collect();
             let fails = classes
                 .iter()
-                .filter(|c| matches!(**c, "high" | "low"))
+                .filter(|c| matches!(c, Classification::High | Classification::Low))
                 .count();
             t.add_row(vec![
                 name.clone(),
@@ -208,7 +209,7 @@ pub fn render(b: &Backtest, width: usize) -> String {
         if *passes > 0 {
             t.add_row(vec![
                 format!("… {} moment(s)", passes),
-                "pass".to_string(),
+                Verdict::Pass.as_str().to_string(),
                 String::new(),
                 String::new(),
             ]);
@@ -216,7 +217,7 @@ pub fn render(b: &Backtest, width: usize) -> String {
         }
     };
     for p in &b.points {
-        if matches!(p.outcome.as_str(), "pass" | "Successful") {
+        if p.outcome.passed() {
             passes += 1;
             continue;
         }
@@ -227,7 +228,7 @@ pub fn render(b: &Backtest, width: usize) -> String {
         }
         t.add_row(vec![
             p.at.clone(),
-            p.outcome.clone(),
+            p.outcome.to_string(),
             p.score.map(|s| format!("{s:.0}")).unwrap_or_default(),
             why,
         ]);

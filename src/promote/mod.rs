@@ -77,6 +77,24 @@ pub enum Outcome {
     Error,
 }
 
+impl Outcome {
+    /// The name as serialized (`promoted`, `rolled_back`, `paused`, `error`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Promoted => "promoted",
+            Outcome::RolledBack => "rolled_back",
+            Outcome::Paused => "paused",
+            Outcome::Error => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Something that happened, for live output, reports and the audit ledger.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event")]

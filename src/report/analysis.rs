@@ -3,6 +3,7 @@
 
 use super::charts::{self, Line, LineChart, Style};
 use super::html::{badge, esc, page, unix};
+use super::tone::Toned;
 use crate::analysis::{MetricResult, Phase, RunReport};
 
 /// The number a measurement's value shows: a scalar, the first element of a vector, or a
@@ -51,7 +52,7 @@ pub fn measurement_lines<'a>(results: impl Iterator<Item = &'a MetricResult>) ->
         .filter(|(_, pts)| !pts.is_empty())
         .map(|(p, points)| Line {
             name: p.to_string(),
-            colour: charts::outcome_colour(p.as_str()),
+            colour: p.tone().colour(),
             points,
             style: Style::Points,
         })
@@ -64,7 +65,7 @@ pub fn section(r: &RunReport) -> String {
         "<p class=\"meta\">{} → {}</p><p>{} {}</p>",
         esc(&r.started_at),
         esc(&r.finished_at),
-        badge(r.phase.as_str()),
+        badge(&r.phase),
         esc(&r.message)
     );
     out.push_str(
@@ -77,7 +78,7 @@ pub fn section(r: &RunReport) -> String {
              <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"long\">{}</td></tr>",
             esc(&m.name),
             if m.dry_run { " (dry-run)" } else { "" },
-            badge(m.phase.as_str()),
+            badge(&m.phase),
             m.measurements.len(),
             m.successful,
             m.failed,
@@ -99,13 +100,7 @@ pub fn section(r: &RunReport) -> String {
             x_time: true,
             lines,
             markers: decided
-                .map(|t| {
-                    vec![(
-                        t,
-                        charts::outcome_colour(m.phase.as_str()),
-                        format!("{}", m.phase),
-                    )]
-                })
+                .map(|t| vec![(t, m.phase.tone().colour(), format!("{}", m.phase))])
                 .unwrap_or_default(),
             size: Some((900, 260)),
             ..Default::default()
@@ -116,7 +111,7 @@ pub fn section(r: &RunReport) -> String {
 
 /// `canary analyze --html`: the whole run as a page.
 pub fn html(title: &str, r: &RunReport) -> String {
-    page(title, Some(r.phase.as_str()), &section(r))
+    page(title, Some(&r.phase), &section(r))
 }
 
 #[cfg(test)]

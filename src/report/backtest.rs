@@ -3,8 +3,10 @@
 
 use super::analysis::measurement_lines;
 use super::charts::{self, colour, Line, LineChart, Style};
-use super::html::{badge, esc, num, page};
+use super::html::{badge, esc, page, readable_or_dash};
+use super::tone::Toned;
 use crate::backtest::Backtest;
+use crate::judge::Classification;
 
 /// Render a backtest.
 pub fn html(b: &Backtest) -> String {
@@ -46,7 +48,7 @@ pub fn html(b: &Backtest) -> String {
         .iter()
         .map(|p| {
             let t = p.t as f64;
-            (t, t + every, charts::outcome_colour(&p.outcome))
+            (t, t + every, p.outcome.tone().colour())
         })
         .collect();
     let scores: Vec<(f64, f64)> = b
@@ -89,7 +91,10 @@ pub fn html(b: &Backtest) -> String {
                     p.judgement.as_ref().is_some_and(|j| {
                         j.metrics.iter().any(|m| {
                             &m.name == name
-                                && matches!(m.judgement.classification.as_str(), "high" | "low")
+                                && matches!(
+                                    m.judgement.classification,
+                                    Classification::High | Classification::Low
+                                )
                         })
                     })
                 })
@@ -143,11 +148,7 @@ pub fn html(b: &Backtest) -> String {
     }
 
     body.push_str("<h2>Moments that did not pass</h2>");
-    let bad: Vec<_> = b
-        .points
-        .iter()
-        .filter(|p| !matches!(p.outcome.as_str(), "pass" | "Successful"))
-        .collect();
+    let bad: Vec<_> = b.points.iter().filter(|p| !p.outcome.passed()).collect();
     if bad.is_empty() {
         body.push_str("<p>Every moment passed.</p>");
     } else {
@@ -157,7 +158,7 @@ pub fn html(b: &Backtest) -> String {
                 "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
                 esc(&p.at),
                 badge(&p.outcome),
-                num(p.score),
+                readable_or_dash(p.score),
                 esc(&p.why)
             ));
         }

@@ -2,14 +2,25 @@
 //! moves them, and how fast injected regressions are caught.
 
 use super::charts::{self, colour, Line, LineChart, RGBColor, Style};
-use super::html::{badge, esc, num, page};
+use super::html::{badge, esc, page, readable_or_dash};
+use super::tone::Toned;
 use crate::calibrate::{Calibration, Mode};
+use crate::judge::Verdict;
 
 fn pct(v: f64) -> String {
     if v.is_finite() {
         format!("{:.1} %", v * 100.0)
     } else {
         "–".into()
+    }
+}
+
+/// A false-alarm rate against its target, shown as a verdict: `pass` when it meets it.
+fn target_verdict(meets_target: bool) -> Verdict {
+    if meets_target {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
     }
 }
 
@@ -48,7 +59,7 @@ pub fn html(c: &Calibration) -> String {
         c.marginal,
         c.inconclusive,
         pct(c.target),
-        badge(if c.meets_target { "pass" } else { "fail" }),
+        badge(&target_verdict(c.meets_target)),
         if c.moments - c.inconclusive < c.windows_needed {
             format!(
                 "<p><strong>Too few windows to be sure:</strong> {} judged windows with no alarm \
@@ -93,7 +104,7 @@ pub fn html(c: &Calibration) -> String {
         bands: c
             .verdicts
             .iter()
-            .map(|(t, v)| (*t as f64, *t as f64 + every, charts::outcome_colour(v)))
+            .map(|(t, v)| (*t as f64, *t as f64 + every, v.tone().colour()))
             .collect(),
         y_range: Some((0.0, 1.0)),
         size: Some((900, 120)),
@@ -116,10 +127,10 @@ pub fn html(c: &Calibration) -> String {
             m.false_alarms,
             pct(m.false_alarm_rate),
             pct(m.false_alarm_rate_upper95),
-            badge(if m.meets_target { "pass" } else { "fail" }),
-            num(Some(m.effect)),
+            badge(&target_verdict(m.meets_target)),
+            readable_or_dash(Some(m.effect)),
             m.recommended_effect
-                .map(|v| num(Some(v)))
+                .map(|v| readable_or_dash(Some(v)))
                 .unwrap_or_else(|| "none in range".into()),
             m.confidence,
             m.recommended_confidence
@@ -234,7 +245,7 @@ pub fn html(c: &Calibration) -> String {
     body.push_str("</table>");
     page(
         &format!("A/A calibration: {}", c.judge),
-        Some(if c.meets_target { "pass" } else { "fail" }),
+        Some(&target_verdict(c.meets_target)),
         &body,
     )
 }

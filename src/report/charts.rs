@@ -30,17 +30,6 @@ pub mod colour {
     pub const GUIDE: RGBColor = RGBColor(110, 119, 129);
 }
 
-/// The colour of an outcome (`pass`, `Failed`, …).
-pub fn outcome_colour(outcome: &str) -> RGBColor {
-    match outcome {
-        "pass" | "Successful" | "promoted" => colour::PASS,
-        "marginal" | "Running" | "paused" => colour::MARGINAL,
-        "fail" | "Failed" | "rolled_back" | "high" | "low" => colour::FAIL,
-        "inconclusive" | "Inconclusive" | "nodata" => colour::INCONCLUSIVE,
-        _ => colour::ERROR,
-    }
-}
-
 /// How a line is drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Style {

@@ -3,10 +3,10 @@
 
 pub use html_escape::encode_text as esc;
 
-use super::charts::outcome_colour;
+use super::tone::Toned;
 
 /// Four significant digits; `–` for nothing.
-pub fn num(v: Option<f64>) -> String {
+pub fn readable_or_dash(v: Option<f64>) -> String {
     match v {
         Some(x) => crate::judge::words::readable(x),
         None => "–".into(),
@@ -21,14 +21,14 @@ pub fn unix(t: &str) -> Option<f64> {
 }
 
 /// A coloured pill with the outcome's name.
-pub fn badge(outcome: &str) -> String {
-    let c = outcome_colour(outcome);
+pub fn badge(outcome: &dyn Toned) -> String {
+    let c = outcome.tone().colour();
     format!(
         "<span class=\"badge\" style=\"background:rgb({},{},{})\">{}</span>",
         c.0,
         c.1,
         c.2,
-        esc(outcome)
+        esc(outcome.label())
     )
 }
 
@@ -46,7 +46,7 @@ ul.reasons li{margin:.2rem 0}code{font-size:.9em}\
 footer{margin-top:3rem;color:#57606a;font-size:.85rem}";
 
 /// A whole page: `title` in the tab and the heading, the `outcome` badge beside it.
-pub fn page(title: &str, outcome: Option<&str>, body: &str) -> String {
+pub fn page(title: &str, outcome: Option<&dyn Toned>, body: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
@@ -55,7 +55,7 @@ pub fn page(title: &str, outcome: Option<&str>, body: &str) -> String {
          <h1>{t} {b}</h1>{body}<footer>canary-engine {v}</footer></body></html>\n",
         t = esc(title),
         o = outcome
-            .map(|o| format!(" — {}", esc(o)))
+            .map(|o| format!(" — {}", esc(o.label())))
             .unwrap_or_default(),
         b = outcome.map(badge).unwrap_or_default(),
         v = env!("CARGO_PKG_VERSION"),

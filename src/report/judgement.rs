@@ -3,30 +3,21 @@
 //! distributions with the Hodges-Lehmann interval; per SLO, burn rates against thresholds.
 
 use super::charts::{self, colour, Line, LineChart, Style};
-use super::html::{badge, esc, num, page, unix};
+use super::html::{badge, esc, page, readable_or_dash, unix};
+use super::tone::Toned;
 use crate::judging::{Judgement, MetricOutcome};
-use crate::slo::SloOutcome;
-
-fn slo_outcome(o: SloOutcome) -> &'static str {
-    match o {
-        SloOutcome::Pass => "pass",
-        SloOutcome::Fail => "fail",
-        SloOutcome::Inconclusive => "inconclusive",
-    }
-}
 
 /// Render a judgement as a whole page.
 pub fn html(id: &str, j: &Judgement) -> String {
-    let verdict = j.verdict.as_str();
     let mut body = format!(
         "<p class=\"meta\">score {} · window {} → {} · analysis <code>{}</code></p>",
-        num(Some(j.score)),
+        readable_or_dash(Some(j.score)),
         esc(&j.window_start),
         esc(&j.window_end),
         esc(id)
     );
     body.push_str(&section(j));
-    page(&j.judge, Some(verdict), &body)
+    page(&j.judge, Some(&j.verdict), &body)
 }
 
 /// The body of a judgement, for embedding in other reports.
@@ -88,17 +79,21 @@ fn metrics_table(metrics: &[MetricOutcome]) -> String {
              <td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
             esc(&m.name),
             esc(&m.group),
-            badge(m.judgement.classification.as_str()),
+            badge(&m.judgement.classification),
             if m.judgement.critical {
                 " critical"
             } else {
                 ""
             },
-            num(mw.map(|x| x.estimate)),
-            mw.map(|x| format!("[{}, {}]", num(x.ci_lower), num(x.ci_upper)))
-                .unwrap_or_else(|| "–".into()),
-            num(p),
-            num(m.judgement.effect_size.as_ref().and_then(|e| e.mean_ratio)),
+            readable_or_dash(mw.map(|x| x.estimate)),
+            mw.map(|x| format!(
+                "[{}, {}]",
+                readable_or_dash(x.ci_lower),
+                readable_or_dash(x.ci_upper)
+            ))
+            .unwrap_or_else(|| "–".into()),
+            readable_or_dash(p),
+            readable_or_dash(m.judgement.effect_size.as_ref().and_then(|e| e.mean_ratio)),
             esc(&m.judgement.reasons.join("; "))
         ));
     }
@@ -118,12 +113,12 @@ fn evidence_table(metrics: &[MetricOutcome]) -> String {
                  <td class=\"n\">{}</td><td>{}</td></tr>",
                 esc(&m.name),
                 esc(&e.test),
-                num(Some(e.e_value)),
-                num(Some(e.threshold)),
-                num(Some(e.alpha)),
-                num(Some(e.needed)),
+                readable_or_dash(Some(e.e_value)),
+                readable_or_dash(Some(e.threshold)),
+                readable_or_dash(Some(e.alpha)),
+                readable_or_dash(Some(e.needed)),
                 esc(e.rules_out.as_deref().unwrap_or("–")),
-                num(e.clear_e_value),
+                readable_or_dash(e.clear_e_value),
                 match e.state {
                     "decided" => "decided: regression",
                     "cleared" => "cleared: ruled out",
@@ -151,7 +146,7 @@ fn metric_charts(m: &MetricOutcome, decided: Option<f64>) -> String {
     let mut out = format!(
         "<h3>{} {}</h3>",
         esc(&m.name),
-        badge(m.judgement.classification.as_str())
+        badge(&m.judgement.classification)
     );
     out.push_str(&charts::line_chart(&LineChart {
         title: format!("{}: canary vs baseline", m.name),
@@ -174,7 +169,7 @@ fn metric_charts(m: &MetricOutcome, decided: Option<f64>) -> String {
             .map(|t| {
                 vec![(
                     t,
-                    charts::outcome_colour(m.judgement.classification.as_str()),
+                    m.judgement.classification.tone().colour(),
                     format!("decided: {}", m.judgement.classification.as_str()),
                 )]
             })
@@ -208,14 +203,14 @@ fn slos(j: &Judgement) -> String {
                 esc(&s.name),
                 esc(&r.long.window),
                 esc(&r.short.window),
-                num(Some(r.factor)),
-                num(r.long.burn_rate),
-                num(Some(r.long.bad)),
-                num(Some(r.long.total)),
-                num(r.short.burn_rate),
-                num(Some(r.short.bad)),
-                num(Some(r.short.total)),
-                badge(slo_outcome(r.outcome))
+                readable_or_dash(Some(r.factor)),
+                readable_or_dash(r.long.burn_rate),
+                readable_or_dash(Some(r.long.bad)),
+                readable_or_dash(Some(r.long.total)),
+                readable_or_dash(r.short.burn_rate),
+                readable_or_dash(Some(r.short.bad)),
+                readable_or_dash(Some(r.short.total)),
+                badge(&r.outcome)
             ));
         }
         for r in &s.rules {
@@ -239,11 +234,14 @@ fn slos(j: &Judgement) -> String {
                     s.name,
                     r.long.window,
                     r.short.window,
-                    num(Some(s.objective * 100.0))
+                    readable_or_dash(Some(s.objective * 100.0))
                 ),
                 "burn rate (x budget)",
                 &bars,
-                Some((r.factor, format!("threshold {}x", num(Some(r.factor))))),
+                Some((
+                    r.factor,
+                    format!("threshold {}x", readable_or_dash(Some(r.factor))),
+                )),
             ));
         }
     }

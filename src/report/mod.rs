@@ -9,3 +9,4 @@ pub mod judgement;
 pub mod promotion;
 pub mod promotion_text;
 pub mod terminal;
+pub mod tone;

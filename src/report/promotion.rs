@@ -4,16 +4,8 @@
 use super::analysis;
 use super::charts::{self, colour, Line, LineChart, Style};
 use super::html::{badge, esc, page, unix};
-use crate::promote::{Event, Outcome, Report};
-
-fn outcome_str(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Promoted => "promoted",
-        Outcome::RolledBack => "rolled_back",
-        Outcome::Paused => "paused",
-        Outcome::Error => "error",
-    }
-}
+use super::tone::Toned;
+use crate::promote::{Event, Report};
 
 /// What an event says, in a few words.
 fn describe(e: &Event) -> (String, String) {
@@ -67,7 +59,6 @@ fn describe(e: &Event) -> (String, String) {
 
 /// Render a promotion report.
 pub fn html(r: &Report) -> String {
-    let outcome = outcome_str(r.outcome);
     let mut body = format!(
         "<p class=\"meta\">promotion <code>{}</code> · final canary weight {} %</p><p>{}</p>",
         esc(&r.id),
@@ -88,7 +79,7 @@ pub fn html(r: &Report) -> String {
                 phase, background, ..
             } => markers.push((
                 t,
-                charts::outcome_colour(phase.as_str()),
+                phase.tone().colour(),
                 format!("{}{}", if *background { "bg " } else { "" }, phase),
             )),
             _ => {}
@@ -121,12 +112,8 @@ pub fn html(r: &Report) -> String {
     }
     body.push_str("</table>");
     for (i, a) in r.analyses.iter().enumerate() {
-        body.push_str(&format!(
-            "<h2>Analysis {} {}</h2>",
-            i + 1,
-            badge(a.phase.as_str())
-        ));
+        body.push_str(&format!("<h2>Analysis {} {}</h2>", i + 1, badge(&a.phase)));
         body.push_str(&analysis::section(a));
     }
-    page(&format!("Promotion {}", r.id), Some(outcome), &body)
+    page(&format!("Promotion {}", r.id), Some(&r.outcome), &body)
 }

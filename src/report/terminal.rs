@@ -1,5 +1,7 @@
 //! Terminal pictures: sparklines and verdict strips, for tables read at a glance.
 
+use super::tone::Toned;
+
 const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 
 /// `values` as a sparkline at most `width` characters wide (buckets averaged; a bucket with
@@ -54,40 +56,24 @@ pub fn range(values: &[f64]) -> (f64, f64) {
     }
 }
 
-/// One character per outcome: `✓` pass/Successful, `~` marginal, `✗` fail/Failed (or a
-/// metric classified high/low), `?` inconclusive/nodata, `!` error, `·` anything else. At most `width` characters: when there
-/// are more outcomes, each character shows the worst of its bucket.
-pub fn strip(outcomes: &[&str], width: usize) -> String {
+/// One character per outcome, its [`Tone::symbol`](super::tone::Tone::symbol): `✓` pass,
+/// `~` marginal, `✗` fail (or a metric classified high/low), `?` inconclusive/nodata, `!`
+/// error, `·` not decided. At most `width` characters: when there are more outcomes, each
+/// character shows the worst of its bucket.
+pub fn strip<T: Toned>(outcomes: &[T], width: usize) -> String {
     if outcomes.is_empty() || width == 0 {
         return String::new();
     }
-    let rank = |o: &str| match o {
-        "pass" | "Successful" => 0,
-        "marginal" => 1,
-        "inconclusive" | "Inconclusive" | "nodata" => 2,
-        "error" | "Error" => 3,
-        "fail" | "Failed" | "high" | "low" => 4,
-        _ => 0,
-    };
-    let symbol = |o: &str| match o {
-        "pass" | "Successful" => '✓',
-        "marginal" => '~',
-        "fail" | "Failed" | "high" | "low" => '✗',
-        "inconclusive" | "Inconclusive" | "nodata" => '?',
-        "error" | "Error" => '!',
-        _ => '·',
-    };
     let buckets = width.min(outcomes.len());
     (0..buckets)
         .map(|b| {
             let lo = b * outcomes.len() / buckets;
             let hi = ((b + 1) * outcomes.len() / buckets).max(lo + 1);
-            let worst = outcomes[lo..hi]
+            outcomes[lo..hi]
                 .iter()
-                .max_by_key(|o| rank(o))
-                .copied()
-                .unwrap_or("");
-            symbol(worst)
+                .map(Toned::tone)
+                .max_by_key(|t| t.severity())
+                .map_or('·', |t| t.symbol())
         })
         .collect()
 }
@@ -121,8 +107,10 @@ mod tests {
 
     #[test]
     fn strips_keep_the_worst_outcome_of_a_bucket() {
-        assert_eq!(strip(&["pass", "fail", "inconclusive"], 3), "✓✗?");
-        assert_eq!(strip(&["pass", "fail", "pass", "pass"], 2), "✗✓");
-        assert_eq!(strip(&["Successful", "Error"], 5), "✓!");
+        use crate::analysis::Phase;
+        use crate::judge::Verdict::{Fail, Inconclusive, Pass};
+        assert_eq!(strip(&[Pass, Fail, Inconclusive], 3), "✓✗?");
+        assert_eq!(strip(&[Pass, Fail, Pass, Pass], 2), "✗✓");
+        assert_eq!(strip(&[Phase::Successful, Phase::Error], 5), "✓!");
     }
 }

@@ -65,6 +65,17 @@ pub enum SloOutcome {
     Inconclusive,
 }
 
+impl SloOutcome {
+    /// Lower-case name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SloOutcome::Pass => "pass",
+            SloOutcome::Fail => "fail",
+            SloOutcome::Inconclusive => "inconclusive",
+        }
+    }
+}
+
 /// One burn-rate rule's evaluation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RuleResult {

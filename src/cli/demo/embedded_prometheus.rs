@@ -219,7 +219,9 @@ fn success(result_type: &str, result: Vec<Value>) -> Response {
         .into_response()
 }
 
-fn number(params: &HashMap<String, String>, key: &str) -> Option<f64> {
+/// Query parameter `key` as a number of seconds (`time`, `start` and `end` as unix seconds,
+/// `step` as a length); `None` when absent or not plain seconds.
+fn float_param(params: &HashMap<String, String>, key: &str) -> Option<f64> {
     params.get(key).and_then(|v| v.parse().ok())
 }
 
@@ -242,7 +244,7 @@ fn answer(shared: &Shared, params: &HashMap<String, String>, range: bool) -> Res
         // `sum(increase(...[W]))` at `time`: every variant's increase over the window; an SLO's
         // windows folded into one query are `label_replace(<part>, "canary_engine_part",
         // "<tag>", "", "") or …`, each part answered on its own with its tag.
-        let t = number(params, "time").unwrap_or_else(now);
+        let t = float_param(params, "time").unwrap_or_else(now);
         let mut result = Vec::new();
         for part in query.split(" or ") {
             let Some(w) = increase_window(part) else {
@@ -265,9 +267,9 @@ fn answer(shared: &Shared, params: &HashMap<String, String>, range: bool) -> Res
         return success("vector", result);
     }
     let (Some(start), Some(end), Some(step)) = (
-        number(params, "start"),
-        number(params, "end"),
-        number(params, "step").filter(|s| *s > 0.0),
+        float_param(params, "start"),
+        float_param(params, "end"),
+        float_param(params, "step").filter(|s| *s > 0.0),
     ) else {
         return success("matrix", Vec::new());
     };

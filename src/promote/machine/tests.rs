@@ -84,19 +84,22 @@ fn all_lasts() -> Vec<Last> {
 /// Whether the executor can report `last` at this step (Start and a stop anywhere; the rest
 /// only after the action the step asked for).
 fn possible(step: Option<&Step>, last: &Last) -> bool {
-    match (step, last) {
-        (_, Last::Start | Last::Stopped(_)) => true,
-        (Some(Step::SetWeight(_)), Last::WeightSet | Last::WeightNotSet { .. }) => true,
-        (Some(Step::Pause(Some(_))), Last::Waited) => true,
-        (Some(Step::Pause(None)), Last::PauseNotRecorded(_)) => true,
-        (
-            Some(Step::Analysis(_)),
-            Last::Analyzed { .. } | Last::PassRecorded | Last::PassNotRecorded(_),
-        ) => true,
-        (None, Last::Waited) => true,
-        (None, Last::PromotionNotRecorded(_)) => true,
-        _ => false,
-    }
+    matches!(
+        (step, last),
+        (_, Last::Start | Last::Stopped(_))
+            | (
+                Some(Step::SetWeight(_)),
+                Last::WeightSet | Last::WeightNotSet { .. }
+            )
+            | (Some(Step::Pause(Some(_))), Last::Waited)
+            | (Some(Step::Pause(None)), Last::PauseNotRecorded(_))
+            | (
+                Some(Step::Analysis(_)),
+                Last::Analyzed { .. } | Last::PassRecorded | Last::PassNotRecorded(_)
+            )
+            | (None, Last::Waited)
+            | (None, Last::PromotionNotRecorded(_))
+    )
 }
 
 fn internal(a: &Action) -> bool {

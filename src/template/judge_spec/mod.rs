@@ -847,7 +847,7 @@ fn check_rendering(at: &At, spec: &JudgeSpec) -> Vec<TemplateError> {
     for (pointer, e) in probe.errors {
         placeholder_errors.push(at.err(&pointer, e.to_string()));
     }
-    if let Some(e) = raw_kind_check(&spec) {
+    if let Some(e) = raw_kind_check(spec) {
         placeholder_errors.push(at.err("", e));
     }
     for (i, m) in spec.metrics.iter().enumerate() {
