@@ -12,8 +12,8 @@
 //! `cargo test --all-targets` it runs 10 analyses polling every second for 3 s, as a smoke
 //! test. Loopback only; every request loop is bounded in time.
 
-use std::collections::BTreeMap;
 use serve::Server;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
