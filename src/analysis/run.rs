@@ -88,7 +88,7 @@ pub struct RunReport {
 pub enum Event<'a> {
     /// A measurement finished.
     Measured {
-        /// The metric.
+        /// Its measurements so far, the latest last, and its phase.
         metric: &'a MetricResult,
         /// The new measurement (also the metric's last).
         measurement: &'a Measurement,

@@ -197,7 +197,7 @@ impl Point {
 pub struct MetricSeries {
     /// Canary `(unix seconds, value)`, merged from every window.
     pub canary: Vec<(f64, f64)>,
-    /// Baseline.
+    /// Baseline `(unix seconds, value)`, merged the same way.
     pub baseline: Vec<(f64, f64)>,
 }
 

@@ -25,7 +25,7 @@ use crate::traffic::{Destinations, Target, TlsRoute};
 pub enum InconclusiveAction {
     /// Stop at the current weight, exit 2, for a human to decide.
     Pause,
-    /// Roll back.
+    /// Roll back to 0 %, exit 1.
     Rollback,
 }
 

@@ -69,7 +69,7 @@ pub struct SampleSummary {
     pub nan_removed: usize,
     /// NaN values replaced by 0.
     pub nan_replaced: usize,
-    /// Outliers removed.
+    /// Points dropped by the `outliers` strategy before judging.
     pub outliers_removed: usize,
     /// Mean (null when empty).
     pub mean: Option<f64>,

@@ -59,9 +59,9 @@ impl Default for ScoringConfig {
 pub struct Scored {
     /// Metric name, for reasons.
     pub name: String,
-    /// Its group.
+    /// The group it is scored in (its name when the spec gives none).
     pub group: String,
-    /// Its classification.
+    /// What the metric's tests concluded.
     pub classification: Classification,
     /// It fails the whole judgement.
     pub critical: bool,
@@ -87,7 +87,7 @@ pub struct GroupScore {
 pub struct Score {
     /// 0–100.
     pub score: f64,
-    /// The verdict.
+    /// `pass`, `marginal` or `fail`, from the score and the critical metrics.
     pub verdict: Verdict,
     /// Per-group scores.
     pub groups: Vec<GroupScore>,

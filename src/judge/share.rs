@@ -82,7 +82,7 @@ pub struct ShareResult {
     pub observed: Option<f64>,
     /// Observed / expected.
     pub ratio: Option<f64>,
-    /// Canary requests.
+    /// Requests the canary answered over the window.
     pub canary_requests: f64,
     /// Requests of both variants.
     pub total_requests: f64,

@@ -42,7 +42,7 @@ pub enum JudgeError {
     /// buckets): a configuration problem, never a pass.
     #[error("metric {metric}: {message}")]
     Data {
-        /// The metric.
+        /// Name of the metric whose data does not fit.
         metric: String,
         /// What is wrong.
         message: String,
@@ -166,7 +166,7 @@ pub struct MetricOutcome {
     /// Canary points `(unix seconds, value)` (series metrics).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub canary_points: Vec<(f64, f64)>,
-    /// Baseline points.
+    /// Baseline points `(unix seconds, value)` (series metrics).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub baseline_points: Vec<(f64, f64)>,
     /// Counts metrics: the fetched bad and total points, kept (moved, not copied) for charts.

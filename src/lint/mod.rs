@@ -34,11 +34,11 @@ pub enum Severity {
 /// One problem, where it is and how to fix it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
-    /// File.
+    /// The template or Judge file the finding is in.
     pub file: String,
     /// 1-based line, when known.
     pub line: Option<usize>,
-    /// Severity.
+    /// Error (the template will not work) or warning (it works, but not as meant).
     pub severity: Severity,
     /// Rule id (`schema`, `promql`, `empty-result`, `nan-passes`, …).
     pub rule: &'static str,

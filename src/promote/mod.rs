@@ -59,7 +59,7 @@ pub struct Background {
 pub enum OnInconclusive {
     /// Stop where we are (exit 2), for a human to decide.
     Pause,
-    /// Roll back.
+    /// Roll back to 0 %.
     Rollback,
 }
 
@@ -139,13 +139,13 @@ pub enum Event {
         /// Final weight.
         weight: u32,
     },
-    /// Rolled back.
+    /// Traffic went back to the stable version.
     #[serde(rename = "deployment.rolled_back")]
     RolledBack {
         /// Why.
         reason: String,
     },
-    /// Paused.
+    /// Stopped at the current weight for a person (exit 2).
     #[serde(rename = "deployment.paused")]
     Paused {
         /// Why.
@@ -157,7 +157,7 @@ pub enum Event {
 pub struct Promotion {
     /// The promotion's id (derive it from the command's inputs so a rerun resumes).
     pub id: String,
-    /// Steps.
+    /// What to do, in order, as Argo Rollouts' `canary.steps`.
     pub steps: Vec<Step>,
     /// Which routes and destinations.
     pub target: Target,

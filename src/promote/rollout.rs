@@ -53,7 +53,7 @@ pub struct RolloutPlan {
     pub virtual_service: (Option<String>, String),
     /// HTTP route names.
     pub routes: Vec<String>,
-    /// TLS routes.
+    /// TLS routes (port and SNI hosts) whose weights the promotion sets.
     pub tls_routes: Vec<TlsRoute>,
     /// TCP route ports.
     pub tcp_ports: Vec<i64>,

@@ -18,13 +18,13 @@ pub mod colour {
     pub const BASELINE: RGBColor = RGBColor(9, 105, 218);
     /// Pass / Successful.
     pub const PASS: RGBColor = RGBColor(26, 127, 55);
-    /// Marginal.
+    /// Amber: a verdict to look at, or something still under way.
     pub const MARGINAL: RGBColor = RGBColor(154, 103, 0);
     /// Fail / Failed.
     pub const FAIL: RGBColor = RGBColor(207, 34, 46);
     /// Inconclusive, no data.
     pub const INCONCLUSIVE: RGBColor = RGBColor(130, 80, 223);
-    /// Error.
+    /// Grey: could not measure, or not started.
     pub const ERROR: RGBColor = RGBColor(87, 96, 106);
     /// Thresholds and guides.
     pub const GUIDE: RGBColor = RGBColor(110, 119, 129);
@@ -46,7 +46,7 @@ pub enum Style {
 pub struct Line {
     /// Legend label.
     pub name: String,
-    /// Colour.
+    /// Fill colour of the band.
     pub colour: RGBColor,
     /// `(x, y)` points; non-finite values are skipped.
     pub points: Vec<(f64, f64)>,

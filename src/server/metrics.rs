@@ -21,7 +21,7 @@ pub struct RouteLabels {
 pub struct VerdictLabels {
     /// Judge name.
     pub judge: String,
-    /// Verdict.
+    /// `pass`, `marginal` or `fail`.
     pub verdict: String,
 }
 

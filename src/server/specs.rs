@@ -17,7 +17,7 @@ use crate::template::judge_spec::{self, JudgeSpec};
 /// A file that could not be loaded.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Broken {
-    /// The file.
+    /// Path of the Judge spec file that failed to load.
     pub file: String,
     /// What is wrong (every error, one per line).
     pub error: String,

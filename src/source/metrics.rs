@@ -11,7 +11,7 @@ use super::cache::CacheOutcome;
 /// Label set with one `kind` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
-    /// The kind.
+    /// An error's kind, or a cache outcome (`hit`, `miss`, `coalesced`).
     pub kind: String,
 }
 

@@ -148,7 +148,7 @@ pub struct Replay {
 #[derive(Debug, thiserror::Error)]
 #[error("snapshot {file}:{line}: {message}")]
 pub struct SnapshotError {
-    /// The file.
+    /// Path of the snapshot file.
     pub file: String,
     /// 1-based line (0 when the file cannot be read).
     pub line: usize,

@@ -73,7 +73,7 @@ pub enum QueryValue {
     Scalar {
         /// Unix seconds.
         time: f64,
-        /// The value.
+        /// The number Prometheus returned (NaN and ±Inf kept).
         #[serde(with = "float")]
         value: f64,
     },

@@ -15,7 +15,7 @@ pub struct Record {
     pub id: String,
     /// When the judgement was made.
     pub created_at: DateTime<Utc>,
-    /// The judgement.
+    /// The verdict with its per-metric evidence, as answered.
     pub judgement: Arc<Judgement>,
 }
 

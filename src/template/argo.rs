@@ -187,10 +187,10 @@ pub struct Authentication {
 /// HTTP basic auth credentials.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct BasicAuth {
-    /// User name.
+    /// Basic-auth user (after arg substitution).
     #[serde(default)]
     pub username: String,
-    /// Password.
+    /// Basic-auth password (after arg substitution; never logged).
     #[serde(default)]
     pub password: String,
 }

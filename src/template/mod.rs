@@ -89,7 +89,7 @@ impl Template {
 /// the result is `{verdict, score, reasons}`.
 #[derive(Debug, Clone)]
 pub struct JudgeProvider {
-    /// The spec.
+    /// The parsed spec, shared by every measurement.
     pub spec: std::sync::Arc<judge_spec::JudgeSpec>,
     /// Its args, resolved.
     pub args: BTreeMap<String, String>,

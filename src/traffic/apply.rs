@@ -17,9 +17,9 @@ use super::TrafficError;
 /// Which VirtualService.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VirtualServiceRef {
-    /// Namespace.
+    /// Namespace of the VirtualService.
     pub namespace: String,
-    /// Name.
+    /// Name of the VirtualService.
     pub name: String,
     /// `networking.istio.io` version: `v1` (default), `v1beta1` or `v1alpha3`.
     pub version: String,
@@ -59,7 +59,7 @@ pub enum ApplyError {
     Api {
         /// HTTP status.
         code: u16,
-        /// Message.
+        /// What the API server said (its Status message).
         message: String,
     },
     /// Read back after writing, the object is not what was written.

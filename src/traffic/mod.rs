@@ -48,7 +48,7 @@ pub struct TlsRoute {
 pub struct Target {
     /// HTTP route names (empty: the only route, or the first unnamed one).
     pub http_routes: Vec<String>,
-    /// TLS routes.
+    /// TLS routes (port and SNI hosts) whose weights change.
     pub tls_routes: Vec<TlsRoute>,
     /// TCP routes, by port.
     pub tcp_ports: Vec<i64>,
@@ -88,7 +88,7 @@ pub enum TrafficError {
     /// A managed route lacks the stable or the canary destination.
     #[error("{route}: no {which} destination ({expected}) in its route")]
     MissingDestination {
-        /// The route.
+        /// The route, as `KIND[INDEX] "name"` (`http[0] "primary"`, `tls[1]`).
         route: String,
         /// `stable` or `canary`.
         which: &'static str,
@@ -98,7 +98,7 @@ pub enum TrafficError {
     /// A managed route sends traffic somewhere else too.
     #[error("{route}: destination {destination} is neither stable nor canary; refusing to change its weight or drop it")]
     ForeignDestination {
-        /// The route.
+        /// The route, as `KIND[INDEX] "name"` (`http[0] "primary"`, `tls[1]`).
         route: String,
         /// The destination, as host/subset.
         destination: String,
@@ -114,7 +114,7 @@ pub enum TrafficError {
 /// Current weights of one managed route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteWeights {
-    /// The route.
+    /// Which route of the VirtualService.
     pub route: RouteRef,
     /// Canary weight.
     pub canary: i64,

@@ -26,7 +26,7 @@ pub(super) struct ArgoMetric<'a> {
     pub doc: &'a Document,
     /// Position in `spec.metrics`.
     pub index: usize,
-    /// The metric.
+    /// The metric the rule checks, as parsed.
     pub metric: &'a Metric,
     /// Its Prometheus query parsed, when it has one.
     pub query: Option<Result<Expr, String>>,

@@ -144,7 +144,7 @@ impl MetricSource {
 /// One compared metric.
 #[derive(Debug, Clone)]
 pub struct JudgeMetric {
-    /// Name.
+    /// How reasons, reports and `budget.split` refer to it; unique in the spec.
     pub name: String,
     /// Scoring group (default: the metric's name).
     pub group: String,
@@ -194,7 +194,7 @@ pub struct BurnWindow {
 /// An SLO gate.
 #[derive(Debug, Clone)]
 pub struct Slo {
-    /// Name.
+    /// How reasons and reports refer to the SLO.
     pub name: String,
     /// Objective as a ratio (0.999).
     pub objective: f64,
