@@ -396,10 +396,11 @@ impl Promotion {
         tokio::pin!(stop);
         let mut rules = self.rules();
         rules.pause_on_signal = pause_on_interrupt;
-        let mut index = first;
+        // A rerun with fewer steps under the same id resumes past the last: the watch and
+        // the promotion then count from the last step, as the steps are now.
+        let mut index = first.min(self.steps.len());
         let mut last = Last::Start;
         loop {
-            rules.recording_failed = self.recording.failed();
             if last == Last::Start {
                 if let Some(step) = self.steps.get(index) {
                     step_tx.send_replace(index);
@@ -420,6 +421,9 @@ impl Promotion {
                     });
                 }
             }
+            // Read after the step's event: writing that event to the ledger may be what
+            // failed, and then this step's weight must not change.
+            rules.recording_failed = self.recording.failed();
             last = match machine::decide(&p, &self.steps, index, &last, &rules) {
                 Action::Next => {
                     index += 1;

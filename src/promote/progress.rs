@@ -12,14 +12,16 @@ pub const ANNOTATION: &str = "canary-engine.io/promotion";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PromotionPhase {
-    /// Steps are running (or a run stopped without recording an end: the next run resumes).
-    Progressing,
     /// Stopped for a human; the next run resumes.
     Paused,
     /// Every step passed.
     Promoted,
     /// Traffic went back to the stable version.
     RolledBack,
+    /// Steps are running (or a run stopped without recording an end: the next run resumes).
+    /// A phase this version does not know reads as this one, so the next run resumes.
+    #[serde(other)]
+    Progressing,
 }
 
 impl PromotionPhase {
@@ -162,5 +164,12 @@ mod tests {
         let vs = serde_json::json!({"metadata": {"annotations": {ANNOTATION: old}}});
         let p = progress_of(&vs).expect("an old annotation still reads");
         assert_eq!((p.phase, p.step, p.weight), (PromotionPhase::Paused, 2, 50));
+        // One it does not know resumes, as before the phase was typed.
+        let odd = old.replace("\"paused\"", "\"waiting\"");
+        let vs = serde_json::json!({"metadata": {"annotations": {ANNOTATION: odd}}});
+        assert_eq!(
+            progress_of(&vs).map(|p| p.phase),
+            Some(PromotionPhase::Progressing)
+        );
     }
 }
